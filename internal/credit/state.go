@@ -1,0 +1,141 @@
+package credit
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Account is a customer's running totals as stored beside its blocks.
+// Balance counts every block's remaining amount, including blocks that have
+// expired but whose expire entry is not written yet; LiveBalance gives what is
+// spendable.
+type Account struct {
+	Balance        int64
+	Reserved       int64
+	LifetimeEarned int64
+	Version        int64
+}
+
+// EntryType is the kind of a ledger entry.
+type EntryType string
+
+// The ledger entry types of the API.
+const (
+	EntryGrant      EntryType = "grant"
+	EntryUsage      EntryType = "usage"
+	EntryReserve    EntryType = "reserve"
+	EntryCommit     EntryType = "commit"
+	EntryRelease    EntryType = "release"
+	EntryExpire     EntryType = "expire"
+	EntryAdjustment EntryType = "adjustment"
+)
+
+// Entry is one ledger line: a signed change to one block, and the account
+// balance right after it.
+type Entry struct {
+	Type         EntryType
+	BlockID      string
+	Delta        int64
+	BalanceAfter int64
+}
+
+// State is one customer's account and blocks, loaded inside a write
+// transaction. Its methods apply one operation each, changing State in place
+// and returning the ledger entries to append; on error State is unchanged.
+// The caller persists Account, every block named by an entry, and the entries.
+type State struct {
+	Account Account
+	Blocks  []Block
+}
+
+func (s *State) block(id string) *Block {
+	for i := range s.Blocks {
+		if s.Blocks[i].ID == id {
+			return &s.Blocks[i]
+		}
+	}
+	return nil
+}
+
+// ExpireDue zeroes every block that has expired at now with credits left, in
+// burn order, and returns one expire entry per block.
+func (s *State) ExpireDue(now time.Time) []Entry {
+	var due []Block
+	for _, b := range s.Blocks {
+		if b.Remaining > 0 && b.Expired(now) {
+			due = append(due, b)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	// Expire entries come out in burn order, so that they read the same on every run.
+	slices.SortStableFunc(due, CompareBurn)
+	entries := make([]Entry, 0, len(due))
+	for _, d := range due {
+		b := s.block(d.ID)
+		s.Account.Balance -= b.Remaining // cannot overflow: Balance ≥ Σ Remaining ≥ 0
+		entries = append(entries, Entry{Type: EntryExpire, BlockID: b.ID, Delta: -b.Remaining, BalanceAfter: s.Account.Balance})
+		b.Remaining = 0
+	}
+	s.Account.Version++
+	return entries
+}
+
+// Grant adds a new block. Its Remaining must equal Original, be positive, and
+// keep the balance and lifetime total inside int64.
+func (s *State) Grant(b Block) (Entry, error) {
+	if b.Original <= 0 || b.Remaining != b.Original {
+		return Entry{}, fmt.Errorf("grant of block %s: original %d, remaining %d: %w", b.ID, b.Original, b.Remaining, Invalid("credits", "must be a positive integer"))
+	}
+	balance, err := Add(s.Account.Balance, b.Original)
+	if err != nil {
+		return Entry{}, Invalid("credits", "the balance would overflow int64 millicredits")
+	}
+	earned, err := Add(s.Account.LifetimeEarned, b.Original)
+	if err != nil {
+		return Entry{}, Invalid("credits", "the lifetime total would overflow int64 millicredits")
+	}
+	s.Blocks = append(s.Blocks, b)
+	s.Account.Balance = balance
+	s.Account.LifetimeEarned = earned
+	s.Account.Version++
+	return Entry{Type: EntryGrant, BlockID: b.ID, Delta: b.Original, BalanceAfter: balance}, nil
+}
+
+// Debit spends amount from the live blocks in burn order, one entry of type
+// typ per block touched. It fails with *InsufficientError, changing nothing,
+// when amount exceeds the effective balance (balance minus reservations).
+// A zero amount succeeds with no entries.
+func (s *State) Debit(amount int64, typ EntryType, now time.Time) ([]Entry, error) {
+	if amount < 0 {
+		return nil, Invalid("amount", "must not be negative")
+	}
+	live, err := LiveBalance(s.Blocks, now)
+	if err != nil {
+		return nil, err
+	}
+	available := Effective(live, s.Account.Reserved)
+	if amount > available {
+		return nil, &InsufficientError{Required: amount, Available: available}
+	}
+	if amount == 0 {
+		return nil, nil
+	}
+	var entries []Entry
+	left := amount
+	for _, lb := range BurnOrder(s.Blocks, now) {
+		if left == 0 {
+			break
+		}
+		take := min(lb.Remaining, left)
+		b := s.block(lb.ID)
+		b.Remaining -= take
+		left -= take
+		s.Account.Balance -= take
+		entries = append(entries, Entry{Type: typ, BlockID: b.ID, Delta: -take, BalanceAfter: s.Account.Balance})
+	}
+	s.Account.Version++
+	return entries, nil
+}

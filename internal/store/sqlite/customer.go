@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+)
+
+const customerColumns = `id, external_id, display_name, metadata, created_at, balance, reserved, lifetime_earned, version`
+
+func (c conn) CustomerCreate(ctx context.Context, s store.Scope, cu store.Customer) error {
+	a := cu.Account
+	_, err := c.q.ExecContext(ctx, `INSERT INTO customers (tenant_id, env, `+customerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.TenantID, s.Env, cu.ID, nullText(cu.ExternalID), cu.DisplayName, nullJSON(cu.Metadata), ms(cu.CreatedAt),
+		a.Balance, a.Reserved, a.LifetimeEarned, a.Version)
+	if err != nil {
+		return fmt.Errorf("insert customer: %w", interpretError(err))
+	}
+	return nil
+}
+
+func (c conn) CustomerGet(ctx context.Context, s store.Scope, id string) (store.Customer, error) {
+	return c.customer(ctx, `WHERE tenant_id = ? AND env = ? AND id = ?`, s.TenantID, s.Env, id)
+}
+
+func (c conn) CustomerByExternalID(ctx context.Context, s store.Scope, externalID string) (store.Customer, error) {
+	return c.customer(ctx, `WHERE tenant_id = ? AND env = ? AND external_id = ?`, s.TenantID, s.Env, externalID)
+}
+
+func (c conn) customer(ctx context.Context, where string, args ...any) (store.Customer, error) {
+	row := c.q.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers `+where, args...)
+	cu, err := scanCustomer(row)
+	if err != nil {
+		return store.Customer{}, fmt.Errorf("select customer: %w", interpretError(err))
+	}
+	return cu, nil
+}
+
+func (c conn) CustomerList(ctx context.Context, s store.Scope, p store.Page) ([]store.Customer, error) {
+	rows, err := c.q.QueryContext(ctx, `SELECT `+customerColumns+` FROM customers
+		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list customers: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.Customer
+	for rows.Next() {
+		cu, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list customers: %w", err)
+		}
+		out = append(out, cu)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCustomer(r scanner) (store.Customer, error) {
+	var cu store.Customer
+	var ext, meta sql.NullString
+	var created int64
+	err := r.Scan(&cu.ID, &ext, &cu.DisplayName, &meta, &created,
+		&cu.Account.Balance, &cu.Account.Reserved, &cu.Account.LifetimeEarned, &cu.Account.Version)
+	if err != nil {
+		return store.Customer{}, err
+	}
+	cu.ExternalID, cu.Metadata, cu.CreatedAt = ext.String, fromNullJSON(meta), fromMS(created)
+	return cu, nil
+}
+
+// AccountLock needs no row lock here: the IMMEDIATE transaction already holds
+// the database's single write lock.
+func (c conn) AccountLock(ctx context.Context, s store.Scope, customerID string) (credit.Account, error) {
+	var a credit.Account
+	err := c.q.QueryRowContext(ctx, `SELECT balance, reserved, lifetime_earned, version FROM customers
+		WHERE tenant_id = ? AND env = ? AND id = ?`, s.TenantID, s.Env, customerID).
+		Scan(&a.Balance, &a.Reserved, &a.LifetimeEarned, &a.Version)
+	if err != nil {
+		return credit.Account{}, fmt.Errorf("lock account: %w", interpretError(err))
+	}
+	return a, nil
+}
+
+func (c conn) AccountUpdate(ctx context.Context, s store.Scope, customerID string, a credit.Account) error {
+	res, err := c.q.ExecContext(ctx, `UPDATE customers SET balance = ?, reserved = ?, lifetime_earned = ?, version = ?
+		WHERE tenant_id = ? AND env = ? AND id = ?`, a.Balance, a.Reserved, a.LifetimeEarned, a.Version, s.TenantID, s.Env, customerID)
+	if err != nil {
+		return fmt.Errorf("update account: %w", interpretError(err))
+	}
+	return mustAffect(res, "update account")
+}
+
+func mustAffect(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
