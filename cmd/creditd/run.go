@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/creditd/creditd/internal/store"
+	"github.com/creditd/creditd/internal/store/sqlite"
+)
+
+const usage = `creditd — a self-hosted, credit-native billing engine
+
+Usage:
+  creditd serve                      serve the HTTP API (migrates first)
+  creditd migrate                    bring the database schema up to date
+  creditd keys create --env test|live
+                                     print a new API key for the server's tenant
+
+Configuration (flags of serve override the environment):
+  CREDITD_ADDR            listen address (default 127.0.0.1:8080)
+  CREDITD_DATABASE_URL    database: a path or sqlite:PATH (default ./creditd.db)
+  CREDITD_BOOTSTRAP_KEY   on first start, install this qs_test_/qs_live_ key
+                          instead of generating a live and a test key
+  CREDITD_LOG_FORMAT      text or json (default text)
+  CREDITD_SWEEP_INTERVAL  how often due expiries are recorded (default 5s)
+`
+
+// run is the whole program; main only wires it to the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a command is required")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// config is what every command reads from flags and CREDITD_* variables.
+type config struct {
+	addr         string
+	databaseURL  string
+	bootstrapKey string
+	logFormat    string
+	sweep        time.Duration
+}
+
+func (c *config) flags(name string, getenv func(string) string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.addr, "addr", env("CREDITD_ADDR", "127.0.0.1:8080"), "listen address (CREDITD_ADDR)")
+	fs.StringVar(&c.databaseURL, "database-url", env("CREDITD_DATABASE_URL", "./creditd.db"), "database: a path or sqlite:PATH (CREDITD_DATABASE_URL)")
+	fs.StringVar(&c.bootstrapKey, "bootstrap-key", getenv("CREDITD_BOOTSTRAP_KEY"), "first API key to install on an empty database (CREDITD_BOOTSTRAP_KEY)")
+	fs.StringVar(&c.logFormat, "log-format", env("CREDITD_LOG_FORMAT", "text"), "log format: text or json (CREDITD_LOG_FORMAT)")
+	sweep, err := time.ParseDuration(env("CREDITD_SWEEP_INTERVAL", "5s"))
+	if err != nil || sweep <= 0 {
+		sweep = -1 // reported by validate
+	}
+	fs.DurationVar(&c.sweep, "sweep-interval", sweep, "how often due expiries are recorded (CREDITD_SWEEP_INTERVAL)")
+	return fs
+}
+
+func (c *config) validate() error {
+	if c.sweep <= 0 {
+		return errors.New("CREDITD_SWEEP_INTERVAL must be a positive duration such as 5s")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("log format %q is neither text nor json", c.logFormat)
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// openStore opens and migrates the database the URL names.
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	var st store.Store
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return nil, errors.New("PostgreSQL is not supported yet; use a SQLite path")
+	case strings.HasPrefix(url, "sqlite:"):
+		db, err := sqlite.Open(strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
+		if err != nil {
+			return nil, err
+		}
+		st = db
+	default:
+		db, err := sqlite.Open(url)
+		if err != nil {
+			return nil, err
+		}
+		st = db
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	if err := c.flags("migrate", getenv, stderr).Parse(args); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "creditd: database is up to date")
+	return st.Close()
+}
+
+// osGetenv is os.Getenv, named for tests that want the real environment.
+var osGetenv = os.Getenv

@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/creditd/creditd/internal/apikey"
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+)
+
+// maxBody is the largest request body accepted.
+const maxBody = 1 << 20
+
+// maxKeyLen is the longest Idempotency-Key accepted.
+const maxKeyLen = 255
+
+// public paths need no API key.
+func public(path string) bool {
+	return path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/problems/")
+}
+
+// middleware runs every request through the checks in the order the API
+// fixes: 401 → route 404/405 → 413/415 → Idempotency-Key → handler (which
+// replays, then validates the body, then executes). It also recovers panics
+// and logs one line per request.
+func (s *Server) middleware(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := newRequestID()
+	w.Header().Set("X-Request-Id", reqID)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(r.Context(), "panic", "request_id", reqID, "panic", p)
+			if sw.status == 0 {
+				sendProblem(sw, newProblem("internal", "the server failed to handle the request; it has been logged"))
+			}
+		}
+		s.log.InfoContext(r.Context(), "request", "request_id", reqID, "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+	}()
+	if err := s.admit(sw, r); err != nil {
+		if allow, ok := err.Extra["allow"].(string); ok {
+			sw.Header().Set("Allow", allow)
+		}
+		sendProblem(sw, *err)
+		return
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// admit runs the checks before the handler; a non-nil problem answers the
+// request. It may replace r's context (the scope) and body (buffered).
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) *Problem {
+	if !public(r.URL.Path) {
+		scope, p := s.authenticate(r)
+		if p != nil {
+			return p
+		}
+		*r = *r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope))
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		return s.routeProblem(r)
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		p := newProblem("unsupported-media-type", fmt.Sprintf("Content-Type %q is not JSON; send application/json", ct))
+		return &p
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		p := problemOf(credit.Invalid("body", "could not be read"))
+		return &p
+	}
+	if len(body) > maxBody {
+		p := newProblem("payload-too-large", fmt.Sprintf("the request body is over %d bytes", maxBody))
+		return &p
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		p := newProblem("idempotency-key-required", "every POST and PATCH needs an Idempotency-Key header; retries reuse it")
+		return &p
+	}
+	if len(key) > maxKeyLen {
+		p := problemOf(credit.Invalid("Idempotency-Key", fmt.Sprintf("must be at most %d characters", maxKeyLen)))
+		return &p
+	}
+	return nil
+}
+
+func (s *Server) authenticate(r *http.Request) (store.Scope, *Problem) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			key = strings.TrimSpace(v)
+		}
+	}
+	if key == "" {
+		p := newProblem("unauthorized", "an API key is required in the X-API-Key header")
+		return store.Scope{}, &p
+	}
+	if apikey.Env(key) == "" {
+		p := newProblem("unauthorized", "the API key is not valid")
+		return store.Scope{}, &p
+	}
+	k, err := s.keys.APIKeyByHash(r.Context(), apikey.Hash(key))
+	if errors.Is(err, store.ErrNotFound) {
+		p := newProblem("unauthorized", "the API key is not valid")
+		return store.Scope{}, &p
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "api key lookup", "err", err)
+		p := problemOf(err)
+		return store.Scope{}, &p
+	}
+	return store.Scope{TenantID: k.TenantID, Env: k.Env}, nil
+}
+
+// routeProblem tells an unknown path (404) from a known path with another
+// method (405, with Allow), asking the mux which it is.
+func (s *Server) routeProblem(r *http.Request) *Problem {
+	h, _ := s.mux.Handler(r)
+	rec := &statusWriter{ResponseWriter: discard{header: http.Header{}}}
+	h.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		p := newProblem("method-not-allowed", fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.Header().Get("Allow")))
+		p.Extra = map[string]any{"allow": rec.Header().Get("Allow")}
+		return &p
+	}
+	p := problemOf(credit.Errorf(credit.ENotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	return &p
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// discard is a ResponseWriter that keeps only headers.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}

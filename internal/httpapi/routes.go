@@ -1,0 +1,34 @@
+package httpapi
+
+// routes lists the whole API, one line per endpoint. {customer_id} accepts a
+// customer UUID and, for the seed's client, an external id.
+func (s *Server) routes() {
+	s.handle("GET /healthz", s.handleHealth())
+	s.handle("GET /readyz", s.handleReady())
+	s.handle("GET /problems/{slug}", s.handleProblemPage())
+
+	s.handle("POST /v1/customers", s.handleCustomerCreate())
+	s.handle("GET /v1/customers", s.handleCustomerList())
+	s.handle("GET /v1/customers/{customer_id}", s.handleCustomerGet(byID))
+	s.handle("GET /v1/customer-by-external-id/{external_id}", s.handleCustomerGet(byExternalID))
+
+	s.handle("POST /v1/billable-metrics", s.handleMetricCreate())
+	s.handle("GET /v1/billable-metrics", s.handleMetricList())
+	s.handle("GET /v1/billable-metrics/{key}", s.handleMetricGet())
+	s.handle("POST /v1/metering-rules", s.handleRuleCreate())
+	s.handle("GET /v1/metering-rules", s.handleRuleList())
+
+	s.handle("POST /v1/topup/grant", s.handleGrant(fromBody))
+	s.handle("POST /v1/customers/{customer_id}/credits/grant", s.handleGrant(byID))
+	s.handle("POST /v1/customer-by-external-id/{external_id}/credits/grant", s.handleGrant(byExternalID))
+
+	s.handle("POST /v1/usage", s.handleUsage())
+	s.handle("POST /v1/usage/batch", s.handleUsageBatch())
+
+	s.handle("GET /v1/customers/{customer_id}/credits", s.handleBalance(byID))
+	s.handle("GET /v1/customer-by-external-id/{external_id}/credits", s.handleBalance(byExternalID))
+	s.handle("GET /v1/customers/{customer_id}/ledger", s.handleLedger(byID))
+	s.handle("GET /v1/customer-by-external-id/{external_id}/ledger", s.handleLedger(byExternalID))
+	s.handle("GET /v1/customers/{customer_id}/entitlements/{key}", s.handleEntitlement(byID))
+	s.handle("GET /v1/customer-by-external-id/{external_id}/entitlements/{key}", s.handleEntitlement(byExternalID))
+}

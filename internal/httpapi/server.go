@@ -1,0 +1,60 @@
+// Package httpapi serves creditd's HTTP API, wire-compatible with the public
+// QuotaStack API: routing, authentication, JSON in and out, idempotency, and
+// the mapping of errors to problem responses (errors.go, the one table).
+// Handlers are thin: they decode, call package ledger, and encode.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/creditd/creditd/internal/ledger"
+	"github.com/creditd/creditd/internal/store"
+)
+
+// Server is the API's http.Handler.
+type Server struct {
+	svc   *ledger.Service
+	keys  KeyLookup
+	log   *slog.Logger
+	mux   *http.ServeMux
+	ready func(context.Context) error
+}
+
+// KeyLookup finds a stored API key by the hash of the presented key.
+type KeyLookup interface {
+	APIKeyByHash(ctx context.Context, hash string) (store.APIKey, error)
+}
+
+// NewServer returns the API handler. ready reports whether the server can
+// take traffic (for /readyz).
+func NewServer(svc *ledger.Service, keys KeyLookup, log *slog.Logger, ready func(context.Context) error) *Server {
+	s := &Server{svc: svc, keys: keys, log: log, mux: http.NewServeMux(), ready: ready}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.middleware(w, r)
+}
+
+// handlerFunc is a handler that returns its error for one place to answer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeProblem(w, r, s.log, err)
+		}
+	})
+}
+
+type scopeKey struct{}
+
+// scopeOf returns the tenant and environment the request's key belongs to.
+func scopeOf(ctx context.Context) store.Scope {
+	s, _ := ctx.Value(scopeKey{}).(store.Scope)
+	return s
+}

@@ -1,0 +1,100 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/ids"
+	"github.com/creditd/creditd/internal/store"
+)
+
+// metricKey is what a metric key may look like: it travels in URL paths.
+var metricKey = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// MetricInput is a billable metric to create.
+type MetricInput struct {
+	Key         string
+	Name        string
+	Description string
+}
+
+// CreateMetric creates a billable metric. A key that exists is a
+// metric-exists conflict.
+func (tx *Tx) CreateMetric(ctx context.Context, in MetricInput) (store.Metric, error) {
+	if !metricKey.MatchString(in.Key) {
+		return store.Metric{}, credit.Invalid("key", "must be 1 to 128 letters, digits, '_', '.', ':' or '-'")
+	}
+	if existing, err := tx.q.MetricGet(ctx, tx.scope, in.Key); err == nil {
+		e := credit.Errorf(credit.EMetricExists, "a billable metric with key %q already exists", in.Key)
+		e.Extra = map[string]any{"metric_id": existing.ID, "billable_metric_key": existing.Key}
+		return store.Metric{}, e
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Metric{}, fmt.Errorf("create metric: %w", err)
+	}
+	name := in.Name
+	if name == "" {
+		name = in.Key
+	}
+	m := store.Metric{ID: ids.New(ids.Metric), Key: in.Key, Name: name, Description: in.Description, CreatedAt: tx.now}
+	if err := tx.q.MetricCreate(ctx, tx.scope, m); err != nil {
+		return store.Metric{}, fmt.Errorf("create metric: %w", err)
+	}
+	return m, nil
+}
+
+// Metric reads one billable metric by key.
+func (s *Service) Metric(ctx context.Context, scope store.Scope, key string) (store.Metric, error) {
+	m, err := s.store.MetricGet(ctx, scope, key)
+	if err != nil {
+		return store.Metric{}, notFound(err, "no billable metric with key %q", key)
+	}
+	return m, nil
+}
+
+// Metrics lists billable metrics in creation order.
+func (s *Service) Metrics(ctx context.Context, scope store.Scope, p store.Page) ([]store.Metric, error) {
+	return s.store.MetricList(ctx, scope, p)
+}
+
+// CreateRule makes rule the active metering rule of its metric, superseding
+// the previous one.
+func (tx *Tx) CreateRule(ctx context.Context, metricKey string, rule credit.Rule) (store.Rule, error) {
+	if rule.CostType == credit.CostPerUnit && rule.UnitSize == 0 {
+		rule.UnitSize = 1
+	}
+	if err := rule.Validate(); err != nil {
+		return store.Rule{}, err
+	}
+	if _, err := tx.q.MetricGet(ctx, tx.scope, metricKey); err != nil {
+		return store.Rule{}, notFound(err, "no billable metric with key %q", metricKey)
+	}
+	r := store.Rule{Rule: rule, ID: ids.New(ids.Rule), MetricKey: metricKey, Active: true, CreatedAt: tx.now}
+	if err := tx.q.RuleCreate(ctx, tx.scope, r); err != nil {
+		return store.Rule{}, fmt.Errorf("create metering rule: %w", err)
+	}
+	return r, nil
+}
+
+// Rules lists metering rules in creation order, superseded ones included.
+func (s *Service) Rules(ctx context.Context, scope store.Scope, p store.Page) ([]store.Rule, error) {
+	return s.store.RuleList(ctx, scope, p)
+}
+
+// activeRule finds the price of metricKey: 404 for an unknown metric, 422
+// for a metric without an active rule.
+func activeRule(ctx context.Context, q store.Q, scope store.Scope, metricKey string) (store.Rule, error) {
+	r, err := q.RuleActive(ctx, scope, metricKey)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Rule{}, err
+	}
+	if _, err := q.MetricGet(ctx, scope, metricKey); err != nil {
+		return store.Rule{}, notFound(err, "no billable metric with key %q", metricKey)
+	}
+	return store.Rule{}, credit.Errorf(credit.ENoMeteringRule, "billable metric %q has no active metering rule, so its usage cannot be priced", metricKey)
+}

@@ -1,0 +1,113 @@
+package storetest
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/ids"
+	"github.com/creditd/creditd/internal/store"
+)
+
+// newEntry returns an unsaved ledger entry of customerID, created at t0.
+func newEntry(customerID string, typ credit.EntryType, delta, balanceAfter int64) store.LedgerEntry {
+	return store.LedgerEntry{
+		Entry:      credit.Entry{Type: typ, BlockID: ids.New(ids.Block), Delta: delta, BalanceAfter: balanceAfter},
+		ID:         ids.New(ids.Transaction),
+		CustomerID: customerID,
+		CreatedAt:  t0,
+	}
+}
+
+// appendEntries appends es in one transaction and returns them with the Seq
+// the store assigned.
+func appendEntries(t *testing.T, s store.Store, sc store.Scope, es ...store.LedgerEntry) []store.LedgerEntry {
+	t.Helper()
+	out := make([]store.LedgerEntry, len(es))
+	transact(t, s, func(q store.Q) error {
+		copy(out, es)
+		return q.LedgerAppend(t.Context(), sc, out)
+	})
+	return out
+}
+
+func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("AppendList", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc := newScope(t, s)
+		c, other := newCustomer(t, s, sc), newCustomer(t, s, sc)
+
+		grant := newEntry(c.ID, credit.EntryGrant, 1000, 1000)
+		grant.ReferenceType, grant.ReferenceID = "grant", "grt_1"
+		grant.IdempotencyKey = "key-1"
+		grant.Metadata = json.RawMessage(`{"reason": "welcome", "by": {"id": 7}}`)
+		grant.CreatedAt = at(1001 * time.Millisecond)
+		first := appendEntries(t, s, sc,
+			grant,
+			newEntry(other.ID, credit.EntryGrant, 50, 50),
+			newEntry(c.ID, credit.EntryUsage, -100, 900),
+		)
+		second := appendEntries(t, s, sc,
+			newEntry(c.ID, credit.EntryUsage, -200, 700),
+			newEntry(c.ID, credit.EntryExpire, -700, 0),
+		)
+		all := append(first, second...)
+		for i := 1; i < len(all); i++ {
+			if all[i].Seq <= all[i-1].Seq {
+				t.Fatalf("LedgerAppend() Seq %d after %d, want increasing", all[i].Seq, all[i-1].Seq)
+			}
+		}
+
+		// Newest first, only c's.
+		mine := []store.LedgerEntry{all[4], all[3], all[2], all[0]}
+		got, err := s.LedgerList(ctx, sc, c.ID, "", store.Page{Limit: 100})
+		wantNoErr(t, "LedgerList", err)
+		wantIDs(t, "LedgerList(all types)", got, entryID, mine[0].ID, mine[1].ID, mine[2].ID, mine[3].ID)
+		for i := range got {
+			wantSame(t, "LedgerList", got[i], mine[i])
+		}
+
+		// Pages of two, each cursor the Seq of the page's last row.
+		pages := [][]string{{mine[0].ID, mine[1].ID}, {mine[2].ID, mine[3].ID}, {}}
+		after := ""
+		for _, want := range pages {
+			got, err := s.LedgerList(ctx, sc, c.ID, "", store.Page{After: after, Limit: 2})
+			wantNoErr(t, "LedgerList", err)
+			wantIDs(t, "LedgerList(after "+after+", limit 2)", got, entryID, want...)
+			if len(got) > 0 {
+				after = strconv.FormatInt(got[len(got)-1].Seq, 10)
+			}
+		}
+
+		got, err = s.LedgerList(ctx, sc, c.ID, string(credit.EntryUsage), store.Page{Limit: 100})
+		wantNoErr(t, "LedgerList", err)
+		wantIDs(t, "LedgerList(usage)", got, entryID, all[3].ID, all[2].ID)
+		got, err = s.LedgerList(ctx, sc, c.ID, string(credit.EntryUsage), store.Page{After: strconv.FormatInt(all[3].Seq, 10), Limit: 100})
+		wantNoErr(t, "LedgerList", err)
+		wantIDs(t, "LedgerList(usage, after the newest)", got, entryID, all[2].ID)
+		got, err = s.LedgerList(ctx, sc, c.ID, string(credit.EntryCommit), store.Page{Limit: 100})
+		wantNoErr(t, "LedgerList", err)
+		wantIDs(t, "LedgerList(commit)", got, entryID)
+	})
+}
+
+func testUsageEvent(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Insert", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc := newScope(t, s)
+		c := newCustomer(t, s, sc)
+		e := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: "api_calls", Units: 3, Cost: 15,
+			IdempotencyKey: "key-1", Metadata: json.RawMessage(`{"endpoint": "/v1/chat"}`), CreatedAt: t0}
+		transact(t, s, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, e) })
+		noMeta := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: "api_calls", Units: 1,
+			IdempotencyKey: "key-2", CreatedAt: t0}
+		transact(t, s, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, noMeta) })
+
+		err := s.Transact(ctx, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, e) })
+		wantErr(t, "UsageEventInsert(same id)", err, store.ErrConflict)
+	})
+}
