@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -138,6 +137,3 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintln(stdout, "creditd: database is up to date")
 	return st.Close()
 }
-
-// osGetenv is os.Getenv, named for tests that want the real environment.
-var osGetenv = os.Getenv
