@@ -47,13 +47,27 @@ type Tx struct {
 // Now is the transaction's time.
 func (tx *Tx) Now() time.Time { return tx.now }
 
+// conflictAttempts bounds the runs of a transaction that keeps losing
+// insert races.
+const conflictAttempts = 3
+
 // Write runs fn in one transaction for scope. The transaction commits when fn
 // returns nil and rolls back otherwise, so a use case that fails leaves no
-// trace.
+// trace. Use cases check for existing rows before inserting, so a
+// store.ErrConflict here means a concurrent transaction (another instance)
+// inserted the same row first — two first grants to one new customer, say:
+// the transaction runs again and then finds that row.
 func (s *Service) Write(ctx context.Context, scope store.Scope, fn func(tx *Tx) error) error {
-	return s.store.Transact(ctx, func(q store.Q) error {
-		return fn(&Tx{q: q, scope: scope, now: s.Now()})
-	})
+	var err error
+	for range conflictAttempts {
+		err = s.store.Transact(ctx, func(q store.Q) error {
+			return fn(&Tx{q: q, scope: scope, now: s.Now()})
+		})
+		if !errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // notFound converts the store's ErrNotFound into a not-found error for what;

@@ -1,0 +1,76 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/creditd/creditd/internal/store"
+)
+
+func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
+	rows, err := c.q.Query(ctx, `SELECT id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
+			source, reason, currency, external_payment_id, metadata, created_at
+		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND remaining_amount > 0 ORDER BY seq`,
+		s.TenantID, s.Env, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("list blocks: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.Block
+	for rows.Next() {
+		b := store.Block{CustomerID: customerID}
+		var expires pgtype.Timestamptz
+		var meta *string
+		var created time.Time
+		err := rows.Scan(&b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
+			&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
+		if err != nil {
+			return nil, fmt.Errorf("list blocks: %w", err)
+		}
+		b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullTS(expires), fromNullJSON(meta), fromTS(created)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
+	_, err := c.q.Exec(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
+			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		s.TenantID, s.Env, b.CustomerID, b.ID, b.Seq, b.Original, b.Remaining, b.Priority, nullTS(b.ExpiresAt), b.PricePaid,
+		b.Source, b.Reason, b.Currency, b.ExternalPaymentID, nullJSON(b.Metadata), ms(b.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert block: %w", interpretError(err))
+	}
+	return nil
+}
+
+func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID string, remaining int64) error {
+	tag, err := c.q.Exec(ctx, `UPDATE blocks SET remaining_amount = $1 WHERE tenant_id = $2 AND env = $3 AND id = $4`,
+		remaining, s.TenantID, s.Env, blockID)
+	if err != nil {
+		return fmt.Errorf("update block: %w", interpretError(err))
+	}
+	return mustAffect(tag, "update block "+blockID)
+}
+
+func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
+	rows, err := c.q.Query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
+		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2`, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list expired blocks: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.CustomerRef
+	for rows.Next() {
+		var r store.CustomerRef
+		if err := rows.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID); err != nil {
+			return nil, fmt.Errorf("list expired blocks: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+)
+
+func (c conn) LedgerAppend(ctx context.Context, s store.Scope, entries []store.LedgerEntry) error {
+	for i := range entries {
+		e := &entries[i]
+		err := c.q.QueryRow(ctx, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
+				block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`,
+			s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
+			e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)).Scan(&e.Seq)
+		if err != nil {
+			return fmt.Errorf("append ledger entry: %w", interpretError(err))
+		}
+	}
+	return nil
+}
+
+func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryType string, p store.Page) ([]store.LedgerEntry, error) {
+	before := int64(math.MaxInt64)
+	if p.After != "" {
+		v, err := strconv.ParseInt(p.After, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("list ledger: cursor %q: %w", p.After, store.ErrNotFound)
+		}
+		before = v
+	}
+	rows, err := c.q.Query(ctx, `SELECT seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
+			idempotency_key, metadata, created_at
+		FROM ledger_entries WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND seq < $4 AND ($5 = '' OR type = $5)
+		ORDER BY seq DESC LIMIT $6`, s.TenantID, s.Env, customerID, before, entryType, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list ledger: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.LedgerEntry
+	for rows.Next() {
+		e := store.LedgerEntry{CustomerID: customerID}
+		var typ string
+		var meta *string
+		var created time.Time
+		err := rows.Scan(&e.Seq, &e.ID, &typ, &e.Delta, &e.BalanceAfter, &e.BlockID, &e.ReferenceType, &e.ReferenceID,
+			&e.IdempotencyKey, &meta, &created)
+		if err != nil {
+			return nil, fmt.Errorf("list ledger: %w", err)
+		}
+		e.Type, e.Metadata, e.CreatedAt = credit.EntryType(typ), fromNullJSON(meta), fromTS(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (c conn) UsageEventInsert(ctx context.Context, s store.Scope, e store.UsageEvent) error {
+	_, err := c.q.Exec(ctx, `INSERT INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
+			idempotency_key, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		s.TenantID, s.Env, e.CustomerID, e.ID, e.MetricKey, e.Units, e.Cost, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert usage event: %w", interpretError(err))
+	}
+	return nil
+}

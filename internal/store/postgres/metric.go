@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+)
+
+func (c conn) MetricCreate(ctx context.Context, s store.Scope, m store.Metric) error {
+	_, err := c.q.Exec(ctx, `INSERT INTO billable_metrics (tenant_id, env, id, key, name, description, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, s.TenantID, s.Env, m.ID, m.Key, m.Name, m.Description, ms(m.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert metric: %w", interpretError(err))
+	}
+	return nil
+}
+
+func (c conn) MetricGet(ctx context.Context, s store.Scope, key string) (store.Metric, error) {
+	m, err := scanMetric(c.q.QueryRow(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
+		WHERE tenant_id = $1 AND env = $2 AND key = $3`, s.TenantID, s.Env, key))
+	if err != nil {
+		return store.Metric{}, fmt.Errorf("select metric: %w", interpretError(err))
+	}
+	return m, nil
+}
+
+func (c conn) MetricList(ctx context.Context, s store.Scope, p store.Page) ([]store.Metric, error) {
+	rows, err := c.q.Query(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
+		WHERE tenant_id = $1 AND env = $2 AND id > $3 ORDER BY id LIMIT $4`, s.TenantID, s.Env, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list metrics: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.Metric
+	for rows.Next() {
+		m, err := scanMetric(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list metrics: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func scanMetric(r scanner) (store.Metric, error) {
+	var m store.Metric
+	var created time.Time
+	if err := r.Scan(&m.ID, &m.Key, &m.Name, &m.Description, &created); err != nil {
+		return store.Metric{}, err
+	}
+	m.CreatedAt = fromTS(created)
+	return m, nil
+}
+
+// tier is the stored JSON form of a credit.Tier.
+type tier struct {
+	UpTo     *int64 `json:"up_to"`
+	UnitCost int64  `json:"unit_cost"`
+	FlatCost int64  `json:"flat_cost"`
+}
+
+func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error {
+	if _, err := c.q.Exec(ctx, `UPDATE metering_rules SET active = false
+		WHERE tenant_id = $1 AND env = $2 AND metric_key = $3 AND active`, s.TenantID, s.Env, r.MetricKey); err != nil {
+		return fmt.Errorf("deactivate rule: %w", interpretError(err))
+	}
+	var tiers *string
+	if len(r.Tiers) > 0 {
+		ts := make([]tier, len(r.Tiers))
+		for i, t := range r.Tiers {
+			ts[i] = tier(t)
+		}
+		b, err := json.Marshal(ts)
+		if err != nil {
+			return fmt.Errorf("insert rule: %w", err)
+		}
+		s := string(b)
+		tiers = &s
+	}
+	_, err := c.q.Exec(ctx, `INSERT INTO metering_rules
+		(tenant_id, env, id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, true, $11)`,
+		s.TenantID, s.Env, r.ID, r.MetricKey, string(r.CostType), r.FlatCost, r.UnitCost, r.UnitSize, string(r.TierMode), tiers, ms(r.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert rule: %w", interpretError(err))
+	}
+	return nil
+}
+
+const ruleColumns = `id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at`
+
+func (c conn) RuleActive(ctx context.Context, s store.Scope, metricKey string) (store.Rule, error) {
+	r, err := scanRule(c.q.QueryRow(ctx, `SELECT `+ruleColumns+` FROM metering_rules
+		WHERE tenant_id = $1 AND env = $2 AND metric_key = $3 AND active`, s.TenantID, s.Env, metricKey))
+	if err != nil {
+		return store.Rule{}, fmt.Errorf("select active rule: %w", interpretError(err))
+	}
+	return r, nil
+}
+
+func (c conn) RuleList(ctx context.Context, s store.Scope, p store.Page) ([]store.Rule, error) {
+	rows, err := c.q.Query(ctx, `SELECT `+ruleColumns+` FROM metering_rules
+		WHERE tenant_id = $1 AND env = $2 AND id > $3 ORDER BY id LIMIT $4`, s.TenantID, s.Env, p.After, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rules: %w", interpretError(err))
+	}
+	defer rows.Close()
+	var out []store.Rule
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list rules: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func scanRule(sc scanner) (store.Rule, error) {
+	var r store.Rule
+	var costType, tierMode string
+	var tiers *string
+	var created time.Time
+	err := sc.Scan(&r.ID, &r.MetricKey, &costType, &r.FlatCost, &r.UnitCost, &r.UnitSize, &tierMode, &tiers, &r.Active, &created)
+	if err != nil {
+		return store.Rule{}, err
+	}
+	r.CostType, r.TierMode, r.CreatedAt = credit.CostType(costType), credit.TierMode(tierMode), fromTS(created)
+	if tiers != nil {
+		var ts []tier
+		if err := json.Unmarshal([]byte(*tiers), &ts); err != nil {
+			return store.Rule{}, fmt.Errorf("rule %s tiers: %w", r.ID, err)
+		}
+		for _, t := range ts {
+			r.Tiers = append(r.Tiers, credit.Tier(t))
+		}
+	}
+	return r, nil
+}
