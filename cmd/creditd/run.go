@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/internal/store"
+	"github.com/creditd/creditd/internal/store/postgres"
 	"github.com/creditd/creditd/internal/store/sqlite"
 )
 
@@ -24,7 +25,8 @@ Usage:
 
 Configuration (flags of serve override the environment):
   CREDITD_ADDR            listen address (default 127.0.0.1:8080)
-  CREDITD_DATABASE_URL    database: a path or sqlite:PATH (default ./creditd.db)
+  CREDITD_DATABASE_URL    database: a path or sqlite:PATH (default ./creditd.db),
+                          or postgres://… for PostgreSQL
   CREDITD_BOOTSTRAP_KEY   on first start, install this qs_test_/qs_live_ key
                           instead of generating a live and a test key
   CREDITD_LOG_FORMAT      text or json (default text)
@@ -71,7 +73,7 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 		return def
 	}
 	fs.StringVar(&c.addr, "addr", env("CREDITD_ADDR", "127.0.0.1:8080"), "listen address (CREDITD_ADDR)")
-	fs.StringVar(&c.databaseURL, "database-url", env("CREDITD_DATABASE_URL", "./creditd.db"), "database: a path or sqlite:PATH (CREDITD_DATABASE_URL)")
+	fs.StringVar(&c.databaseURL, "database-url", env("CREDITD_DATABASE_URL", "./creditd.db"), "database: a path, sqlite:PATH, or postgres://… (CREDITD_DATABASE_URL)")
 	fs.StringVar(&c.bootstrapKey, "bootstrap-key", getenv("CREDITD_BOOTSTRAP_KEY"), "first API key to install on an empty database (CREDITD_BOOTSTRAP_KEY)")
 	fs.StringVar(&c.logFormat, "log-format", env("CREDITD_LOG_FORMAT", "text"), "log format: text or json (CREDITD_LOG_FORMAT)")
 	sweep, err := time.ParseDuration(env("CREDITD_SWEEP_INTERVAL", "5s"))
@@ -104,7 +106,11 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	var st store.Store
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, errors.New("PostgreSQL is not supported yet; use a SQLite path")
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		st = db
 	case strings.HasPrefix(url, "sqlite:"):
 		db, err := sqlite.Open(strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//"))
 		if err != nil {

@@ -80,6 +80,11 @@ func testIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 		err := putRecord(t, s, sc, again, again.CreatedAt.Add(-ttl))
 		wantErr(t, "IdempotencyPut(live key)", err, store.ErrConflict)
 
+		// since is inclusive here too: a record stored exactly at since is
+		// still live, as IdempotencyGet sees it.
+		err = putRecord(t, s, sc, again, r.CreatedAt)
+		wantErr(t, "IdempotencyPut(key stored exactly at since)", err, store.ErrConflict)
+
 		got, err := s.IdempotencyGet(ctx, sc, r.Key, time.Time{})
 		wantNoErr(t, "IdempotencyGet", err)
 		wantSame(t, "IdempotencyGet after a conflicting put", got, r)

@@ -242,7 +242,7 @@ func show(v reflect.Value) string {
 		if v.Len() == 0 {
 			return "(none)"
 		}
-		return fmt.Sprintf("%s", v.Bytes())
+		return string(v.Bytes())
 	case v.Kind() == reflect.Pointer:
 		if v.IsNil() {
 			return "nil"
