@@ -65,7 +65,14 @@ func (s *Service) PeekReplay(ctx context.Context, scope store.Scope, key, method
 	return rec, true, nil
 }
 
-// PurgeIdempotency deletes the records that can no longer be replayed.
+// PurgeIdempotency deletes the records that can no longer be replayed. It
+// writes, so it runs in a transaction like every write.
 func (s *Service) PurgeIdempotency(ctx context.Context) (int64, error) {
-	return s.store.IdempotencyPurge(ctx, s.Now().Add(-IdempotencyTTL))
+	var n int64
+	err := s.store.Transact(ctx, func(q store.Q) error {
+		var err error
+		n, err = q.IdempotencyPurge(ctx, s.Now().Add(-IdempotencyTTL))
+		return err
+	})
+	return n, err
 }

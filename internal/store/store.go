@@ -136,7 +136,8 @@ type CustomerRef struct {
 }
 
 // Q is every query. A Store runs them outside a transaction; the Q handed to
-// Transact's function runs them inside one.
+// Transact's function runs them inside one. Writes go through Transact only:
+// outside it a store may be read-only (SQLite's read pool is).
 type Q interface {
 	TenantCreate(ctx context.Context, t Tenant) error
 	TenantGet(ctx context.Context, id string) (Tenant, error)
