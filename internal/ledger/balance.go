@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
@@ -21,24 +22,26 @@ type Balance struct {
 }
 
 // Balance reads a customer's balance without writing: blocks that expired
-// but have no expire entry yet are left out here, not recorded.
+// but have no expire entry yet are left out here, not recorded. The account
+// row and the blocks come from one snapshot.
 func (s *Service) Balance(ctx context.Context, scope store.Scope, ref CustomerRef) (Balance, error) {
-	c, err := s.Customer(ctx, scope, ref)
-	if err != nil {
-		return Balance{}, err
-	}
-	return s.balanceOf(ctx, scope, c)
+	var bal Balance
+	err := s.store.Read(ctx, func(q store.Q) error {
+		c, err := findCustomer(ctx, q, scope, ref)
+		if err != nil {
+			return notFound(err, "no customer with %s", ref)
+		}
+		bal, err = balanceOf(ctx, q, scope, c, s.Now())
+		return err
+	})
+	return bal, err
 }
 
-func (s *Service) balanceOf(ctx context.Context, scope store.Scope, c store.Customer) (Balance, error) {
-	// One customer's rows are read outside a transaction; the account row and
-	// the blocks could come from two commits, so they are read from blocks
-	// alone where it matters (the balance) and from the account otherwise.
-	rows, err := s.store.BlockList(ctx, scope, c.ID)
+func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (Balance, error) {
+	rows, err := q.BlockList(ctx, scope, c.ID)
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance of customer %s: %w", c.ID, err)
 	}
-	now := s.Now()
 	live := make([]store.Block, 0, len(rows))
 	for _, b := range rows {
 		if b.Live(now) {
@@ -74,38 +77,45 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 	if units < 1 {
 		return Entitlement{}, credit.Invalid("units", "must be an integer ≥ 1")
 	}
-	c, err := s.Customer(ctx, scope, ref)
-	if err != nil {
-		return Entitlement{}, err
-	}
-	rule, err := activeRule(ctx, s.store, scope, metricKey)
-	if err != nil {
-		return Entitlement{}, err
-	}
-	cost, err := rule.Cost(units)
-	if err != nil {
-		return Entitlement{}, err
-	}
-	bal, err := s.balanceOf(ctx, scope, c)
-	if err != nil {
-		return Entitlement{}, err
-	}
-	after, err := credit.Sub(bal.Effective, cost)
-	if err != nil {
-		return Entitlement{}, err
-	}
-	return Entitlement{Balance: bal, MetricKey: metricKey, Units: units, EstimatedCost: cost, BalanceAfter: after, Allowed: cost <= bal.Effective}, nil
+	var e Entitlement
+	err := s.store.Read(ctx, func(q store.Q) error {
+		c, err := findCustomer(ctx, q, scope, ref)
+		if err != nil {
+			return notFound(err, "no customer with %s", ref)
+		}
+		rule, err := activeRule(ctx, q, scope, metricKey)
+		if err != nil {
+			return err
+		}
+		cost, err := rule.Cost(units)
+		if err != nil {
+			return err
+		}
+		bal, err := balanceOf(ctx, q, scope, c, s.Now())
+		if err != nil {
+			return err
+		}
+		after, err := credit.Sub(bal.Effective, cost)
+		if err != nil {
+			return err
+		}
+		e = Entitlement{Balance: bal, MetricKey: metricKey, Units: units, EstimatedCost: cost, BalanceAfter: after, Allowed: cost <= bal.Effective}
+		return nil
+	})
+	return e, err
 }
 
 // Ledger lists a customer's ledger entries newest first.
 func (s *Service) Ledger(ctx context.Context, scope store.Scope, ref CustomerRef, entryType string, p store.Page) (store.Customer, []store.LedgerEntry, error) {
-	c, err := s.Customer(ctx, scope, ref)
-	if err != nil {
-		return store.Customer{}, nil, err
-	}
-	entries, err := s.store.LedgerList(ctx, scope, c.ID, entryType, p)
-	if err != nil {
-		return store.Customer{}, nil, err
-	}
-	return c, entries, nil
+	var c store.Customer
+	var entries []store.LedgerEntry
+	err := s.store.Read(ctx, func(q store.Q) error {
+		var err error
+		if c, err = findCustomer(ctx, q, scope, ref); err != nil {
+			return notFound(err, "no customer with %s", ref)
+		}
+		entries, err = q.LedgerList(ctx, scope, c.ID, entryType, p)
+		return err
+	})
+	return c, entries, err
 }

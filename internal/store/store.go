@@ -207,6 +207,10 @@ type Store interface {
 	// rolling back otherwise. fn may be run more than once when the database
 	// asks for a retry, so it must not have effects outside the transaction.
 	Transact(ctx context.Context, fn func(q Q) error) error
+	// Read runs fn in one read-only transaction whose queries all see one
+	// committed snapshot, for reads that combine several rows (an account
+	// and its blocks).
+	Read(ctx context.Context, fn func(q Q) error) error
 	// Migrate brings the schema up to date.
 	Migrate(ctx context.Context) error
 	Close() error

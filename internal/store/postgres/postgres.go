@@ -126,6 +126,17 @@ func (db *DB) transactOnce(ctx context.Context, fn func(store.Q) error) (err err
 	return nil
 }
 
+// Read runs fn in one REPEATABLE READ, read-only transaction: every query in
+// it sees the same snapshot, so a balance and its account row agree.
+func (db *DB) Read(ctx context.Context, fn func(store.Q) error) error {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres: begin read: %w", interpretError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return fn(conn{q: tx})
+}
+
 // errRetry marks an error after which the transaction is run again.
 var errRetry = errors.New("transaction lost a race")
 

@@ -65,6 +65,9 @@ func Open(path string) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// Readers take no lock at BEGIN: a read transaction is a snapshot from
+	// its first read on, and never blocks the writer.
+	params.Del("_txlock")
 	params.Add("_pragma", "query_only(ON)")
 	read, err := sql.Open("sqlite", "file:"+path+"?"+params.Encode())
 	if err != nil {
@@ -119,6 +122,17 @@ func (db *DB) Transact(ctx context.Context, fn func(store.Q) error) (err error) 
 		return fmt.Errorf("sqlite: commit: %w", interpretError(err))
 	}
 	return nil
+}
+
+// Read runs fn in one read-only transaction: every query in it sees the same
+// committed snapshot (WAL), so a balance and its account row agree.
+func (db *DB) Read(ctx context.Context, fn func(store.Q) error) error {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", interpretError(err))
+	}
+	defer tx.Rollback()
+	return fn(conn{q: tx})
 }
 
 // querier is what *sql.DB and *sql.Tx share.
