@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open) })
 	t.Run("Wall", func(t *testing.T) { testWall(t, open) })
 	t.Run("Transact", func(t *testing.T) { testTransact(t, open) })
+	t.Run("Read", func(t *testing.T) { testRead(t, open) })
 }
 
 // t0 is the suite's clock: a fixed instant at millisecond precision, like
