@@ -8,7 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // e2eScript is the seed's buyPlan example and its scenario, relative to this
 // package's directory (where go test runs).
@@ -21,11 +25,24 @@ func nodeRequired() bool {
 }
 
 // TestE2EBuyPlan runs the seed's plan purchase code with Node against a real
-// "creditd serve" on a fresh SQLite file: a purchase, retries with the same
+// "creditd serve", on a fresh SQLite file and on a fresh PostgreSQL database:
+// a purchase, retries with the same
 // orderId (also 20 racing), a plan larger than the wallet, a refused direct
 // debit, burn order of plan credits before wallet credits, and the paywall →
 // recharge → retry path.
 func TestE2EBuyPlan(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testE2EBuyPlan(t, filepath.Join(t.TempDir(), "creditd.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("end-to-end test skipped in -short mode")
+		}
+		testE2EBuyPlan(t, pgtest.NewDatabase(t))
+	})
+}
+
+func testE2EBuyPlan(t *testing.T, databaseURL string) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
@@ -45,10 +62,9 @@ func TestE2EBuyPlan(t *testing.T) {
 	}
 
 	key := testKey(t)
-	dir := t.TempDir()
 	s := startServer(t, env{
 		"CREDITD_ADDR":          "127.0.0.1:0",
-		"CREDITD_DATABASE_URL":  filepath.Join(dir, "creditd.db"),
+		"CREDITD_DATABASE_URL":  databaseURL,
 		"CREDITD_BOOTSTRAP_KEY": key,
 	})
 
