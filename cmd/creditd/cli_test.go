@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/creditd/creditd/internal/pgtest"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -289,6 +291,31 @@ func TestMigrateTwice(t *testing.T) {
 	if keys := printedKeys(s.stdout.String()); len(keys) != 2 {
 		t.Errorf("first serve after migrate printed keys %v, want a live and a test key", keys)
 	}
+	s.mustStop(t)
+}
+
+// TestPostgres runs the same commands against a PostgreSQL URL: migrate (twice),
+// keys create, and a server whose printed keys work.
+func TestPostgres(t *testing.T) {
+	e := env{"CREDITD_DATABASE_URL": pgtest.NewDatabase(t), "CREDITD_ADDR": "127.0.0.1:0"}
+	for i := 1; i <= 2; i++ {
+		if _, stderr, err := runCmd(t, e, "migrate"); err != nil {
+			t.Fatalf("migrate #%d on postgres: %v\nstderr:\n%s", i, err, stderr)
+		}
+	}
+	s := startServer(t, e)
+	keys := printedKeys(s.stdout.String())
+	if len(keys) != 2 {
+		t.Fatalf("first serve on postgres printed keys %v, want a live and a test key", keys)
+	}
+	for _, k := range keys {
+		s.assertKeyWorks(t, k)
+	}
+	stdout, stderr, err := runCmd(t, e, "keys", "create", "--env", "live")
+	if err != nil {
+		t.Fatalf("keys create on postgres: %v\nstderr:\n%s", err, stderr)
+	}
+	s.assertKeyWorks(t, strings.TrimSpace(stdout))
 	s.mustStop(t)
 }
 
