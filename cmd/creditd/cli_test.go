@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/creditd/creditd/internal/pgtest"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/internal/pgtest"
 )
 
 // env is a getenv over a fixed set of variables, so that tests never read
