@@ -114,6 +114,7 @@ type batchJSON struct {
 // 422) rejects only itself.
 func (s *Server) handleUsageBatch() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		batchKey := r.Header.Get("Idempotency-Key")
 		return s.idempotent(w, r, func(body []byte) (mutation, error) {
 			var req batchRequest
 			if err := decode(body, &req); err != nil {
@@ -129,7 +130,7 @@ func (s *Server) handleUsageBatch() handlerFunc {
 				out := batchJSON{Results: make([]batchResult, len(req.Events))}
 				changed := false
 				for i, raw := range req.Events {
-					res, err := s.batchEvent(ctx, tx, raw)
+					res, err := s.batchEvent(ctx, tx, raw, batchKey)
 					if err != nil && credit.ErrorCode(err) == "" {
 						return result{}, err // the database failed: the whole batch rolls back
 					}
@@ -147,7 +148,9 @@ func (s *Server) handleUsageBatch() handlerFunc {
 	}
 }
 
-func (s *Server) batchEvent(ctx context.Context, tx *ledger.Tx, raw json.RawMessage) (batchResult, error) {
+// batchEvent records one event of a batch whose own Idempotency-Key is
+// batchKey.
+func (s *Server) batchEvent(ctx context.Context, tx *ledger.Tx, raw json.RawMessage, batchKey string) (batchResult, error) {
 	var req usageRequest
 	if err := decode(raw, &req); err != nil {
 		var ce *credit.Error
@@ -161,6 +164,12 @@ func (s *Server) batchEvent(ctx context.Context, tx *ledger.Tx, raw json.RawMess
 	}
 	if len(req.IdempotencyKey) > maxKeyLen {
 		return batchResult{}, credit.Invalid("idempotency_key", "must be at most 255 characters")
+	}
+	if req.IdempotencyKey == batchKey {
+		// The batch stores its own response under batchKey when it commits:
+		// an event may not take the key of another request, this one included.
+		return batchResult{}, credit.Errorf(credit.EIdempotencyReused,
+			"idempotency_key %q is the batch's own Idempotency-Key; give each event a key of its own", batchKey)
 	}
 	rec, found, err := tx.Replay(ctx, req.IdempotencyKey, http.MethodPost, usagePath)
 	if err != nil {

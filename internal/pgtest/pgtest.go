@@ -50,12 +50,19 @@ type server struct {
 // Main runs the tests and stops the server if one was started.
 func Main(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the server if one was started, for a TestMain that runs the
+// tests itself.
+func Stop() {
 	if srv != nil {
 		if err := srv.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
+		srv = nil
 	}
-	return code
 }
 
 // Required reports whether a missing PostgreSQL must fail the tests.
