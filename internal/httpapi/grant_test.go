@@ -40,7 +40,7 @@ func TestGrant(t *testing.T) {
 	// customer-scoped endpoints.
 	for _, path := range []string{"/v1/customers/" + c.ID + "/credits/grant", "/v1/customers/user_1/credits/grant", ext("user_1", "/credits/grant")} {
 		m := ts.post(t, path, obj{"credits": 1}).want(t, http.StatusCreated).object(t)
-		if m["source"] != "grant" || m["priority"].(any) == nil || jsonOf(t, m["priority"]) != "0" || m["expires_at"] != nil ||
+		if m["source"] != "grant" || m["priority"] == nil || jsonOf(t, m["priority"]) != "0" || m["expires_at"] != nil ||
 			jsonOf(t, m["price_paid"]) != "0" || m["customer_id"] != c.ID {
 			t.Errorf("POST %s = %v, want source grant, priority 0, expires_at null, price_paid 0 for customer %s", path, m, c.ID)
 		}
