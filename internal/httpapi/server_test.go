@@ -485,3 +485,21 @@ func (ts *testServer) dumpPostgres(t *testing.T) string {
 	}
 	return out.String()
 }
+
+// deadlocks returns how many deadlocks PostgreSQL detected in the test's
+// database. The server's connections are closed first: a backend reports its
+// statistics when it exits, at the latest.
+func (ts *testServer) deadlocks(t *testing.T) int64 {
+	t.Helper()
+	ts.store.Close()
+	conn, err := pgx.Connect(t.Context(), ts.dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	if err := conn.QueryRow(t.Context(), `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		t.Fatalf("read deadlocks: %v", err)
+	}
+	return n
+}

@@ -126,7 +126,11 @@ func (s *Server) handleUsageBatch() handlerFunc {
 			if len(req.Events) > maxBatch {
 				return nil, credit.Invalid("events", "may hold at most 1000 events")
 			}
+			keys, customers := batchLocks(req.Events, batchKey)
 			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
+				if err := tx.LockInOrder(ctx, keys, customers); err != nil {
+					return result{}, err
+				}
 				out := batchJSON{Results: make([]batchResult, len(req.Events))}
 				changed := false
 				for i, raw := range req.Events {
@@ -146,6 +150,25 @@ func (s *Server) handleUsageBatch() handlerFunc {
 			}, nil
 		}, markBatchDuplicate)
 	}
+}
+
+// batchLocks lists the idempotency keys and customers a batch's events name,
+// for LockInOrder. Events that do not parse are skipped: they are rejected
+// later without touching anything.
+func batchLocks(events []json.RawMessage, batchKey string) (keys []string, customers []ledger.CustomerRef) {
+	for _, raw := range events {
+		var ev usageRequest
+		if json.Unmarshal(raw, &ev) != nil {
+			continue
+		}
+		if ev.IdempotencyKey != "" && ev.IdempotencyKey != batchKey {
+			keys = append(keys, ev.IdempotencyKey)
+		}
+		if (ev.CustomerID == "") != (ev.ExternalCustomerID == "") {
+			customers = append(customers, ledger.CustomerRef{ID: ev.CustomerID, ExternalID: ev.ExternalCustomerID})
+		}
+	}
+	return keys, customers
 }
 
 // batchEvent records one event of a batch whose own Idempotency-Key is

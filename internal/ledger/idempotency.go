@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
@@ -75,4 +76,38 @@ func (s *Service) PurgeIdempotency(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// LockInOrder takes, up front, the locks of a transaction that touches
+// several keys and customers (a usage batch), in the one global order: the
+// idempotency keys sorted, then the accounts sorted by customer id. Two such
+// transactions then wait for each other instead of deadlocking; the use cases
+// take the same locks again later, which holding them already makes free.
+// Customers that do not exist yet have no lock to take.
+func (tx *Tx) LockInOrder(ctx context.Context, keys []string, customers []CustomerRef) error {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		if err := tx.q.IdempotencyLock(ctx, tx.scope, k); err != nil {
+			return err
+		}
+	}
+	var ids []string
+	for _, ref := range customers {
+		c, err := findCustomer(ctx, tx.q, tx.scope, ref)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if _, err := tx.q.AccountLock(ctx, tx.scope, id); err != nil {
+			return fmt.Errorf("lock account of customer %s: %w", id, err)
+		}
+	}
+	return nil
 }
