@@ -15,8 +15,7 @@ import (
 type account struct {
 	customer store.Customer
 	state    credit.State
-	blocks   map[string]*store.Block // by id, for the fields the domain does not carry
-	isNew    bool                    // not in the database yet: created by persist
+	isNew    bool // not in the database yet: created by persist
 }
 
 // lockAccount locks the customer's account, loads its blocks, and records
@@ -32,10 +31,9 @@ func (tx *Tx) lockAccount(ctx context.Context, c store.Customer) (*account, erro
 	if err != nil {
 		return nil, fmt.Errorf("load blocks of customer %s: %w", c.ID, err)
 	}
-	acc := &account{customer: c, state: credit.State{Account: a}, blocks: make(map[string]*store.Block, len(rows))}
-	for i := range rows {
-		acc.state.Blocks = append(acc.state.Blocks, rows[i].Block)
-		acc.blocks[rows[i].ID] = &rows[i]
+	acc := &account{customer: c, state: credit.State{Account: a}}
+	for _, b := range rows {
+		acc.state.Blocks = append(acc.state.Blocks, b.Block)
 	}
 	if expired := acc.state.ExpireDue(tx.now); len(expired) > 0 {
 		if err := tx.persist(ctx, acc, expired, entryRef{Type: "block"}); err != nil {
@@ -50,7 +48,6 @@ func (tx *Tx) lockAccount(ctx context.Context, c store.Customer) (*account, erro
 func (tx *Tx) newAccount(externalID string) *account {
 	return &account{
 		customer: store.Customer{ID: ids.UUID(), ExternalID: externalID, CreatedAt: tx.now},
-		blocks:   map[string]*store.Block{},
 		isNew:    true,
 	}
 }
@@ -77,7 +74,10 @@ func (tx *Tx) persist(ctx context.Context, acc *account, entries []credit.Entry,
 	rows := make([]store.LedgerEntry, 0, len(entries))
 	for _, e := range entries {
 		if e.Type != credit.EntryGrant {
-			b := acc.find(e.BlockID)
+			b, ok := acc.find(e.BlockID)
+			if !ok {
+				return fmt.Errorf("persist %s entry: block %s is not the customer's", e.Type, e.BlockID)
+			}
 			if err := tx.q.BlockUpdateRemaining(ctx, tx.scope, e.BlockID, b.Remaining); err != nil {
 				return fmt.Errorf("persist %s entry: %w", e.Type, err)
 			}
@@ -102,13 +102,13 @@ func (tx *Tx) persist(ctx context.Context, acc *account, entries []credit.Entry,
 	return nil
 }
 
-func (acc *account) find(id string) credit.Block {
+func (acc *account) find(id string) (credit.Block, bool) {
 	for _, b := range acc.state.Blocks {
 		if b.ID == id {
-			return b
+			return b, true
 		}
 	}
-	panic("ledger: entry names block " + id + " that the account does not hold")
+	return credit.Block{}, false
 }
 
 // ExpireDue records the due expiries of one customer in its own transaction:

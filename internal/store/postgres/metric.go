@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -56,32 +55,16 @@ func scanMetric(r scanner) (store.Metric, error) {
 	return m, nil
 }
 
-// tier is the stored JSON form of a credit.Tier.
-type tier struct {
-	UpTo     *int64 `json:"up_to"`
-	UnitCost int64  `json:"unit_cost"`
-	FlatCost int64  `json:"flat_cost"`
-}
-
 func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error {
 	if _, err := c.q.Exec(ctx, `UPDATE metering_rules SET active = false
 		WHERE tenant_id = $1 AND env = $2 AND metric_key = $3 AND active`, s.TenantID, s.Env, r.MetricKey); err != nil {
 		return fmt.Errorf("deactivate rule: %w", interpretError(err))
 	}
-	var tiers *string
-	if len(r.Tiers) > 0 {
-		ts := make([]tier, len(r.Tiers))
-		for i, t := range r.Tiers {
-			ts[i] = tier(t)
-		}
-		b, err := json.Marshal(ts)
-		if err != nil {
-			return fmt.Errorf("insert rule: %w", err)
-		}
-		s := string(b)
-		tiers = &s
+	tiers, err := store.MarshalTiers(r.Tiers)
+	if err != nil {
+		return fmt.Errorf("insert rule: %w", err)
 	}
-	_, err := c.q.Exec(ctx, `INSERT INTO metering_rules
+	_, err = c.q.Exec(ctx, `INSERT INTO metering_rules
 		(tenant_id, env, id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, true, $11)`,
 		s.TenantID, s.Env, r.ID, r.MetricKey, string(r.CostType), r.FlatCost, r.UnitCost, r.UnitSize, string(r.TierMode), tiers, ms(r.CreatedAt))
@@ -130,14 +113,8 @@ func scanRule(sc scanner) (store.Rule, error) {
 		return store.Rule{}, err
 	}
 	r.CostType, r.TierMode, r.CreatedAt = credit.CostType(costType), credit.TierMode(tierMode), fromTS(created)
-	if tiers != nil {
-		var ts []tier
-		if err := json.Unmarshal([]byte(*tiers), &ts); err != nil {
-			return store.Rule{}, fmt.Errorf("rule %s tiers: %w", r.ID, err)
-		}
-		for _, t := range ts {
-			r.Tiers = append(r.Tiers, credit.Tier(t))
-		}
+	if r.Tiers, err = store.UnmarshalTiers(tiers); err != nil {
+		return store.Rule{}, fmt.Errorf("rule %s: %w", r.ID, err)
 	}
 	return r, nil
 }

@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -57,31 +55,16 @@ func scanMetric(r scanner) (store.Metric, error) {
 	return m, nil
 }
 
-// tier is the stored JSON form of a credit.Tier.
-type tier struct {
-	UpTo     *int64 `json:"up_to"`
-	UnitCost int64  `json:"unit_cost"`
-	FlatCost int64  `json:"flat_cost"`
-}
-
 func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error {
 	if _, err := c.q.ExecContext(ctx, `UPDATE metering_rules SET active = 0
 		WHERE tenant_id = ? AND env = ? AND metric_key = ? AND active = 1`, s.TenantID, s.Env, r.MetricKey); err != nil {
 		return fmt.Errorf("deactivate rule: %w", interpretError(err))
 	}
-	var tiers sql.NullString
-	if len(r.Tiers) > 0 {
-		ts := make([]tier, len(r.Tiers))
-		for i, t := range r.Tiers {
-			ts[i] = tier(t)
-		}
-		b, err := json.Marshal(ts)
-		if err != nil {
-			return fmt.Errorf("insert rule: %w", err)
-		}
-		tiers = sql.NullString{String: string(b), Valid: true}
+	tiers, err := store.MarshalTiers(r.Tiers)
+	if err != nil {
+		return fmt.Errorf("insert rule: %w", err)
 	}
-	_, err := c.q.ExecContext(ctx, `INSERT INTO metering_rules
+	_, err = c.q.ExecContext(ctx, `INSERT INTO metering_rules
 		(tenant_id, env, id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
 		s.TenantID, s.Env, r.ID, r.MetricKey, string(r.CostType), r.FlatCost, r.UnitCost, r.UnitSize, string(r.TierMode), tiers, ms(r.CreatedAt))
@@ -124,21 +107,15 @@ func (c conn) RuleList(ctx context.Context, s store.Scope, p store.Page) ([]stor
 func scanRule(sc scanner) (store.Rule, error) {
 	var r store.Rule
 	var costType, tierMode string
-	var tiers sql.NullString
+	var tiers *string
 	var created int64
 	err := sc.Scan(&r.ID, &r.MetricKey, &costType, &r.FlatCost, &r.UnitCost, &r.UnitSize, &tierMode, &tiers, &r.Active, &created)
 	if err != nil {
 		return store.Rule{}, err
 	}
 	r.CostType, r.TierMode, r.CreatedAt = credit.CostType(costType), credit.TierMode(tierMode), fromMS(created)
-	if tiers.Valid {
-		var ts []tier
-		if err := json.Unmarshal([]byte(tiers.String), &ts); err != nil {
-			return store.Rule{}, fmt.Errorf("rule %s tiers: %w", r.ID, err)
-		}
-		for _, t := range ts {
-			r.Tiers = append(r.Tiers, credit.Tier(t))
-		}
+	if r.Tiers, err = store.UnmarshalTiers(tiers); err != nil {
+		return store.Rule{}, fmt.Errorf("rule %s: %w", r.ID, err)
 	}
 	return r, nil
 }
