@@ -6,7 +6,8 @@
 //
 //   API_BASE=http://127.0.0.1:8080/v1 API_KEY=qs_test_... node test/e2e/buyplan.mjs
 //
-// go test ./cmd/creditd starts a server on a fresh SQLite file and runs it
+// go test ./cmd/creditd starts a server on a fresh SQLite file, then on a
+// fresh PostgreSQL database, and runs it against each
 // (TestE2EBuyPlan). It needs Node 18 or later (global fetch) and no npm
 // packages. It exits non-zero when a step fails.
 
