@@ -15,25 +15,19 @@ func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) (
 			source, reason, currency, external_payment_id, metadata, created_at
 		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND remaining_amount > 0 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
-	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.Block
-	for rows.Next() {
+	return collect(rows, err, "list blocks", func(r scanner) (store.Block, error) {
 		b := store.Block{CustomerID: customerID}
 		var expires pgtype.Timestamptz
 		var meta *string
 		var created time.Time
-		err := rows.Scan(&b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
+		err := r.Scan(&b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
 			&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
 		if err != nil {
-			return nil, fmt.Errorf("list blocks: %w", err)
+			return store.Block{}, err
 		}
 		b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullTS(expires), fromNullJSON(meta), fromTS(created)
-		out = append(out, b)
-	}
-	return out, rows.Err()
+		return b, nil
+	})
 }
 
 func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
@@ -60,17 +54,9 @@ func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID s
 func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
 	rows, err := c.q.Query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
 		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2`, ms(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list expired blocks: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.CustomerRef
-	for rows.Next() {
+	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerRef, error) {
 		var r store.CustomerRef
-		if err := rows.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID); err != nil {
-			return nil, fmt.Errorf("list expired blocks: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		err := sc.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID)
+		return r, err
+	})
 }

@@ -42,19 +42,7 @@ func (c conn) customer(ctx context.Context, where string, args ...any) (store.Cu
 func (c conn) CustomerList(ctx context.Context, s store.Scope, p store.Page) ([]store.Customer, error) {
 	rows, err := c.q.QueryContext(ctx, `SELECT `+customerColumns+` FROM customers
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list customers: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.Customer
-	for rows.Next() {
-		cu, err := scanCustomer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list customers: %w", err)
-		}
-		out = append(out, cu)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "list customers", scanCustomer)
 }
 
 type scanner interface{ Scan(dest ...any) error }

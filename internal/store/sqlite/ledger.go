@@ -42,25 +42,19 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 			idempotency_key, metadata, created_at
 		FROM ledger_entries WHERE tenant_id = ? AND env = ? AND customer_id = ? AND seq < ? AND (? = '' OR type = ?)
 		ORDER BY seq DESC LIMIT ?`, s.TenantID, s.Env, customerID, before, entryType, entryType, p.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list ledger: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.LedgerEntry
-	for rows.Next() {
+	return collect(rows, err, "list ledger", func(r scanner) (store.LedgerEntry, error) {
 		e := store.LedgerEntry{CustomerID: customerID}
 		var typ string
 		var meta sql.NullString
 		var created int64
-		err := rows.Scan(&e.Seq, &e.ID, &typ, &e.Delta, &e.BalanceAfter, &e.BlockID, &e.ReferenceType, &e.ReferenceID,
+		err := r.Scan(&e.Seq, &e.ID, &typ, &e.Delta, &e.BalanceAfter, &e.BlockID, &e.ReferenceType, &e.ReferenceID,
 			&e.IdempotencyKey, &meta, &created)
 		if err != nil {
-			return nil, fmt.Errorf("list ledger: %w", err)
+			return store.LedgerEntry{}, err
 		}
 		e.Type, e.Metadata, e.CreatedAt = credit.EntryType(typ), fromNullJSON(meta), fromMS(created)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, nil
+	})
 }
 
 func (c conn) UsageEventInsert(ctx context.Context, s store.Scope, e store.UsageEvent) error {

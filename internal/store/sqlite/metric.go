@@ -30,19 +30,7 @@ func (c conn) MetricGet(ctx context.Context, s store.Scope, key string) (store.M
 func (c conn) MetricList(ctx context.Context, s store.Scope, p store.Page) ([]store.Metric, error) {
 	rows, err := c.q.QueryContext(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list metrics: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.Metric
-	for rows.Next() {
-		m, err := scanMetric(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list metrics: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "list metrics", scanMetric)
 }
 
 func scanMetric(r scanner) (store.Metric, error) {
@@ -89,19 +77,7 @@ func (c conn) RuleActive(ctx context.Context, s store.Scope, metricKey string) (
 func (c conn) RuleList(ctx context.Context, s store.Scope, p store.Page) ([]store.Rule, error) {
 	rows, err := c.q.QueryContext(ctx, `SELECT `+ruleColumns+` FROM metering_rules
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("list rules: %w", interpretError(err))
-	}
-	defer rows.Close()
-	var out []store.Rule
-	for rows.Next() {
-		r, err := scanRule(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list rules: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, err, "list rules", scanRule)
 }
 
 func scanRule(sc scanner) (store.Rule, error) {
