@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"unicode/utf8"
@@ -70,7 +69,7 @@ type customerRequest struct {
 
 func (s *Server) handleCustomerCreate() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			var req customerRequest
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -79,10 +78,7 @@ func (s *Server) handleCustomerCreate() handlerFunc {
 				return nil, credit.Invalid("external_id", "must be at most 256 characters")
 			}
 			in := ledger.CustomerInput{ExternalID: req.ExternalID, DisplayName: req.DisplayName, Metadata: json.RawMessage(req.Metadata)}
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				c, err := tx.CreateCustomer(ctx, in)
-				return result{http.StatusCreated, customerOut(c), true}, err
-			}, nil
+			return ledger.CreateCustomer{In: in, Encode: encodeAs(http.StatusCreated, customerOut)}, nil
 		}, nil)
 	}
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -37,6 +36,8 @@ func blockOut(b store.Block, c store.Customer) blockJSON {
 	}
 }
 
+func grantOut(g ledger.GrantResult) blockJSON { return blockOut(g.Block, g.Customer) }
+
 type grantRequest struct {
 	CustomerID         string    `json:"customer_id"`
 	ExternalCustomerID string    `json:"external_customer_id"`
@@ -61,7 +62,7 @@ func (s *Server) handleGrant(a addressing) handlerFunc {
 		defaultSource = "topup"
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			req := grantRequest{ExpiresAt: Timestamp{field: "expires_at"}}
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -93,15 +94,7 @@ func (s *Server) handleGrant(a addressing) handlerFunc {
 			default:
 				in.Customer = pathCustomer(r, a)
 			}
-			// Field checks that need no state run before the transaction, so
-			// that a malformed grant is a 400 even for an unknown customer.
-			if err := in.Validate(s.svc.Now()); err != nil {
-				return nil, err
-			}
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				b, c, err := tx.Grant(ctx, in)
-				return result{http.StatusCreated, blockOut(b, c), true}, err
-			}, nil
+			return ledger.Grant{In: in, Encode: encodeAs(http.StatusCreated, grantOut)}, nil
 		}, nil)
 	}
 }

@@ -1,84 +1,45 @@
 package httpapi
 
 import (
-	"context"
 	"io"
 	"net/http"
 
 	"github.com/creditd/creditd/internal/ledger"
-	"github.com/creditd/creditd/internal/store"
 )
 
-// result is what a mutation answers. Only a result that Changed something is
-// stored for replay: a rejection changed nothing, so its retry runs again.
-type result struct {
-	Status  int
-	Body    any
-	Changed bool
-}
-
-// mutation is a validated request, ready to run inside the transaction.
-type mutation func(ctx context.Context, tx *ledger.Tx) (result, error)
-
-// idempotent runs a mutating request under its Idempotency-Key: a stored
-// response is replayed before the body is even read; otherwise prepare
-// decodes and validates the body, and the mutation runs in one transaction
-// that looks up the key again under its lock, executes, and stores the
-// response with the change. rewrite, if not nil, adjusts a replayed body.
-func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, prepare func(body []byte) (mutation, error), rewrite func([]byte) []byte) error {
-	ctx, scope := r.Context(), scopeOf(r.Context())
-	key, method, path := r.Header.Get("Idempotency-Key"), r.Method, r.URL.Path
-	rec, found, err := s.svc.PeekReplay(ctx, scope, key, method, path)
-	if err != nil {
-		return err
-	}
-	if found {
-		return replay(w, rec, rewrite)
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	m, err := prepare(body)
-	if err != nil {
-		return err
-	}
-	var out store.IdempotencyRecord
-	err = s.svc.Write(ctx, scope, func(tx *ledger.Tx) error {
-		var replayed bool
-		if out, replayed, err = tx.Replay(ctx, key, method, path); err != nil || replayed {
-			return err
-		}
-		res, err := m(ctx, tx)
+// mutate serves a mutating request with one call into the service. prepare
+// decodes and validates the body into its command; the service does the
+// rest — the replay of a stored answer (checked before prepare's 400s
+// count), the transaction, the stored answer. rewrite, if not nil, adjusts a
+// replayed body.
+func (s *Server) mutate(w http.ResponseWriter, r *http.Request, prepare func(body []byte) (ledger.Command, error), rewrite func([]byte) []byte) error {
+	req := ledger.Request{Scope: scopeOf(r.Context()), Key: r.Header.Get("Idempotency-Key"), Method: r.Method, Path: r.URL.Path}
+	resp, err := s.svc.Execute(r.Context(), req, func() (ledger.Command, error) {
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		b, err := marshal(res.Body)
-		if err != nil {
-			return err
-		}
-		out = store.IdempotencyRecord{Status: res.Status, Body: b}
-		if res.Changed && res.Status < 300 {
-			return tx.Remember(ctx, key, method, path, res.Status, b)
-		}
-		return nil
+		return prepare(body)
 	})
 	if err != nil {
 		return err
 	}
-	if !out.CreatedAt.IsZero() {
-		return replay(w, out, rewrite)
+	body := resp.Body
+	if resp.Replayed {
+		if rewrite != nil {
+			body = rewrite(body)
+		}
+		w.Header().Set("X-Idempotent-Replayed", "true")
 	}
-	writeJSON(w, out.Status, "application/json", out.Body)
+	writeJSON(w, resp.Status, "application/json", body)
 	return nil
 }
 
-func replay(w http.ResponseWriter, rec store.IdempotencyRecord, rewrite func([]byte) []byte) error {
-	body := rec.Body
-	if rewrite != nil {
-		body = rewrite(body)
+// encodeAs is the encoder of a command whose answer is out's JSON with
+// status.
+func encodeAs[T, J any](status int, out func(T) J) ledger.Encoder[T] {
+	return func(v T) (int, []byte, error) {
+		b, err := marshal(out(v))
+		return status, b, err
 	}
-	w.Header().Set("X-Idempotent-Replayed", "true")
-	writeJSON(w, rec.Status, "application/json", body)
-	return nil
 }

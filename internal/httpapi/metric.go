@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -29,7 +28,7 @@ type metricRequest struct {
 
 func (s *Server) handleMetricCreate() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			var req metricRequest
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -37,11 +36,7 @@ func (s *Server) handleMetricCreate() handlerFunc {
 			if req.Key == "" {
 				return nil, credit.Invalid("key", "is required")
 			}
-			in := ledger.MetricInput(req)
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				m, err := tx.CreateMetric(ctx, in)
-				return result{http.StatusCreated, metricOut(m), true}, err
-			}, nil
+			return ledger.CreateMetric{In: ledger.MetricInput(req), Encode: encodeAs(http.StatusCreated, metricOut)}, nil
 		}, nil)
 	}
 }
@@ -148,7 +143,7 @@ func (req ruleRequest) rule() (credit.Rule, error) {
 
 func (s *Server) handleRuleCreate() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			var req ruleRequest
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -157,10 +152,7 @@ func (s *Server) handleRuleCreate() handlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				ru, err := tx.CreateRule(ctx, req.BillableMetricKey, rule)
-				return result{http.StatusCreated, ruleOut(ru), true}, err
-			}, nil
+			return ledger.CreateRule{MetricKey: req.BillableMetricKey, Rule: rule, Encode: encodeAs(http.StatusCreated, ruleOut)}, nil
 		}, nil)
 	}
 }

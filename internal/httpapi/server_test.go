@@ -129,7 +129,8 @@ func newTestServer(t *testing.T) *testServer {
 
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := ledger.New(ts.store, ts.clock.Now, log)
+	svc := ledger.New(ts.store, ts.clock.Now)
+	t.Cleanup(svc.Close)
 	srv := httptest.NewServer(httpapi.NewServer(svc, ts.store, log, func(context.Context) error { return nil }))
 	ts.URL = srv.URL
 	t.Cleanup(func() {

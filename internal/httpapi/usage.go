@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -29,17 +28,12 @@ func (req usageRequest) input(key string) (ledger.UsageInput, error) {
 	if err != nil {
 		return ledger.UsageInput{}, err
 	}
-	if req.BillableMetricKey == "" {
-		return ledger.UsageInput{}, credit.Invalid("billable_metric_key", "is required")
-	}
 	if req.Units == nil {
 		return ledger.UsageInput{}, credit.Invalid("units", "is required")
 	}
-	if *req.Units < 1 {
-		return ledger.UsageInput{}, credit.Invalid("units", "must be an integer ≥ 1")
-	}
-	return ledger.UsageInput{Customer: ref, MetricKey: req.BillableMetricKey, Units: *req.Units,
-		Metadata: json.RawMessage(req.Metadata), IdempotencyKey: key}, nil
+	in := ledger.UsageInput{Customer: ref, MetricKey: req.BillableMetricKey, Units: *req.Units,
+		Metadata: json.RawMessage(req.Metadata), IdempotencyKey: key}
+	return in, in.Validate()
 }
 
 // usageJSON is the answer to one usage event.
@@ -72,7 +66,7 @@ func markDuplicate(body []byte) []byte {
 func (s *Server) handleUsage() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key := r.Header.Get("Idempotency-Key")
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			var req usageRequest
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -81,10 +75,7 @@ func (s *Server) handleUsage() handlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				res, err := tx.RecordUsage(ctx, in)
-				return result{http.StatusOK, usageOut(res), true}, err
-			}, nil
+			return ledger.Usage{In: in, Encode: encodeAs(http.StatusOK, usageOut)}, nil
 		}, markDuplicate)
 	}
 }
@@ -109,13 +100,12 @@ type batchJSON struct {
 	Results []batchResult `json:"results"`
 }
 
-// handleUsageBatch records many events in one transaction. Each event has
-// its own idempotency key and its own fate: a rejected event (400, 402, 404,
-// 422) rejects only itself.
+// handleUsageBatch records many events with one service call. Each event
+// has its own idempotency key and its own fate: a rejected event (400, 402,
+// 404, 422) rejects only itself.
 func (s *Server) handleUsageBatch() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		batchKey := r.Header.Get("Idempotency-Key")
-		return s.idempotent(w, r, func(body []byte) (mutation, error) {
+		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
 			var req batchRequest
 			if err := decode(body, &req); err != nil {
 				return nil, err
@@ -126,101 +116,62 @@ func (s *Server) handleUsageBatch() handlerFunc {
 			if len(req.Events) > maxBatch {
 				return nil, credit.Invalid("events", "may hold at most 1000 events")
 			}
-			keys, customers := batchLocks(req.Events, batchKey)
-			return func(ctx context.Context, tx *ledger.Tx) (result, error) {
-				if err := tx.LockInOrder(ctx, keys, customers); err != nil {
-					return result{}, err
-				}
-				out := batchJSON{Results: make([]batchResult, len(req.Events))}
-				changed := false
-				for i, raw := range req.Events {
-					res, err := s.batchEvent(ctx, tx, raw, batchKey)
-					if err != nil && credit.ErrorCode(err) == "" {
-						return result{}, err // the database failed: the whole batch rolls back
-					}
-					res.Index = i
-					if err != nil {
-						p := problemOf(err)
-						res.Status, res.Error = "rejected", &p
-					}
-					changed = changed || (res.Status == "accepted" && !res.Duplicate)
-					out.Results[i] = res
-				}
-				return result{http.StatusOK, out, changed}, nil
+			events := make([]ledger.BatchEvent, len(req.Events))
+			for i, raw := range req.Events {
+				events[i] = batchEvent(raw)
+			}
+			return ledger.UsageBatch{
+				Events: events, EventMethod: http.MethodPost, EventPath: usagePath,
+				EncodeEvent: encodeAs(http.StatusOK, usageOut), Encode: encodeAs(http.StatusOK, batchOut),
 			}, nil
 		}, markBatchDuplicate)
 	}
 }
 
-// batchLocks lists the idempotency keys and customers a batch's events name,
-// for LockInOrder. Events that do not parse are skipped: they are rejected
-// later without touching anything.
-func batchLocks(events []json.RawMessage, batchKey string) (keys []string, customers []ledger.CustomerRef) {
-	for _, raw := range events {
-		var ev usageRequest
-		if json.Unmarshal(raw, &ev) != nil {
-			continue
-		}
-		if ev.IdempotencyKey != "" && ev.IdempotencyKey != batchKey {
-			keys = append(keys, ev.IdempotencyKey)
-		}
-		if (ev.CustomerID == "") != (ev.ExternalCustomerID == "") {
-			customers = append(customers, ledger.CustomerRef{ID: ev.CustomerID, ExternalID: ev.ExternalCustomerID})
-		}
-	}
-	return keys, customers
-}
-
-// batchEvent records one event of a batch whose own Idempotency-Key is
-// batchKey.
-func (s *Server) batchEvent(ctx context.Context, tx *ledger.Tx, raw json.RawMessage, batchKey string) (batchResult, error) {
+// batchEvent decodes one event of a batch. An event that is not an object or
+// has no usable key is rejected before anything; any other fault of its
+// body counts only if its key was not used before (a replay ignores the
+// body).
+func batchEvent(raw json.RawMessage) ledger.BatchEvent {
 	var req usageRequest
 	if err := decode(raw, &req); err != nil {
 		var ce *credit.Error
 		if errors.As(err, &ce) && len(ce.Fields) == 1 && ce.Fields[0].Field == "body" {
 			ce.Fields[0].Field = "event"
 		}
-		return batchResult{}, err
+		return ledger.BatchEvent{Malformed: err}
 	}
 	if req.IdempotencyKey == "" {
-		return batchResult{}, credit.Invalid("idempotency_key", "is required on every batch event")
+		return ledger.BatchEvent{Malformed: credit.Invalid("idempotency_key", "is required on every batch event")}
 	}
 	if len(req.IdempotencyKey) > maxKeyLen {
-		return batchResult{}, credit.Invalid("idempotency_key", "must be at most 255 characters")
-	}
-	if req.IdempotencyKey == batchKey {
-		// The batch stores its own response under batchKey when it commits:
-		// an event may not take the key of another request, this one included.
-		return batchResult{}, credit.Errorf(credit.EIdempotencyReused,
-			"idempotency_key %q is the batch's own Idempotency-Key; give each event a key of its own", batchKey)
-	}
-	rec, found, err := tx.Replay(ctx, req.IdempotencyKey, http.MethodPost, usagePath)
-	if err != nil {
-		return batchResult{}, err
-	}
-	if found {
-		var u usageJSON
-		if err := json.Unmarshal(rec.Body, &u); err != nil {
-			return batchResult{}, err
-		}
-		return batchResult{Status: "accepted", EventID: &u.EventID, EstimatedCost: &u.EstimatedCost, Duplicate: true}, nil
+		return ledger.BatchEvent{Malformed: credit.Invalid("idempotency_key", "must be at most 255 characters")}
 	}
 	in, err := req.input(req.IdempotencyKey)
-	if err != nil {
-		return batchResult{}, err
+	in.IdempotencyKey = req.IdempotencyKey
+	return ledger.BatchEvent{In: in, Invalid: err}
+}
+
+func batchOut(results []ledger.BatchResult) batchJSON {
+	out := batchJSON{Results: make([]batchResult, len(results))}
+	for i, res := range results {
+		r := batchResult{Index: i}
+		switch {
+		case res.Err != nil:
+			p := problemOf(res.Err)
+			r.Status, r.Error = "rejected", &p
+		case res.Duplicate:
+			var u usageJSON
+			if err := json.Unmarshal(res.Stored, &u); err == nil {
+				r.EventID, r.EstimatedCost = &u.EventID, &u.EstimatedCost
+			}
+			r.Status, r.Duplicate = "accepted", true
+		default:
+			r.Status, r.EventID, r.EstimatedCost = "accepted", &res.Result.Event.ID, &res.Result.Event.Cost
+		}
+		out.Results[i] = r
 	}
-	res, err := tx.RecordUsage(ctx, in)
-	if err != nil {
-		return batchResult{}, err
-	}
-	body, err := marshal(usageOut(res))
-	if err != nil {
-		return batchResult{}, err
-	}
-	if err := tx.Remember(ctx, req.IdempotencyKey, http.MethodPost, usagePath, http.StatusOK, body); err != nil {
-		return batchResult{}, err
-	}
-	return batchResult{Status: "accepted", EventID: &res.Event.ID, EstimatedCost: &res.Event.Cost}, nil
+	return out
 }
 
 // markBatchDuplicate marks every accepted event of a replayed batch as a

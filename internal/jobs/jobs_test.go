@@ -40,29 +40,26 @@ func TestSweepRecordsExpiriesAndPurgesKeys(t *testing.T) {
 	}
 	clk := &clock{now: time.Date(2026, 4, 13, 12, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := ledger.New(db, clk.Now, log)
+	svc := ledger.New(db, clk.Now)
+	t.Cleanup(svc.Close)
 	scope := store.Scope{TenantID: "tenant", Env: "test"}
 
 	var customerID string
-	err = svc.Write(ctx, scope, func(tx *ledger.Tx) error {
-		for i, in := range []ledger.GrantInput{
-			{Credits: 5000, ExpiresAt: clk.Now().Add(time.Hour)},
-			{Credits: 7000},
-		} {
-			in.Customer, in.AutoCreate, in.Source = ledger.CustomerRef{ExternalID: "sweep-me"}, true, "grant"
-			_, c, err := tx.Grant(ctx, in)
-			if err != nil {
-				return err
-			}
-			customerID = c.ID
-			if err := tx.Remember(ctx, "grant-"+string(rune('a'+i)), "POST", "/v1/topup/grant", 201, []byte("{}")); err != nil {
-				return err
-			}
+	for i, in := range []ledger.GrantInput{
+		{Credits: 5000, ExpiresAt: clk.Now().Add(time.Hour)},
+		{Credits: 7000},
+	} {
+		in.Customer, in.AutoCreate, in.Source = ledger.CustomerRef{ExternalID: "sweep-me"}, true, "grant"
+		req := ledger.Request{Scope: scope, Key: "grant-" + string(rune('a'+i)), Method: "POST", Path: "/v1/topup/grant"}
+		_, err := svc.Execute(ctx, req, func() (ledger.Command, error) {
+			return ledger.Grant{In: in, Encode: func(g ledger.GrantResult) (int, []byte, error) {
+				customerID = g.Customer.ID
+				return 201, []byte("{}"), nil
+			}}, nil
+		})
+		if err != nil {
+			t.Fatalf("grant: %v", err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("grant: %v", err)
 	}
 	sw := &jobs.Sweeper{Service: svc, Interval: time.Second, Log: log}
 

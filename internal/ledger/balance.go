@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -31,29 +30,32 @@ func (s *Service) Balance(ctx context.Context, scope store.Scope, ref CustomerRe
 		if err != nil {
 			return notFound(err, "no customer with %s", ref)
 		}
-		bal, err = balanceOf(ctx, q, scope, c, s.Now())
+		bal, err = balanceOf(ctx, q, scope, c, s.clock())
 		return err
 	})
 	return bal, err
 }
 
+// balanceOf is a customer's balance from its blocks, by the domain's own
+// burn order and live balance.
 func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (Balance, error) {
 	rows, err := q.BlockList(ctx, scope, c.ID)
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance of customer %s: %w", c.ID, err)
 	}
-	live := make([]store.Block, 0, len(rows))
-	for _, b := range rows {
-		if b.Live(now) {
-			live = append(live, b)
-		}
+	blocks := make([]credit.Block, len(rows))
+	byID := make(map[string]store.Block, len(rows))
+	for i, b := range rows {
+		blocks[i], byID[b.ID] = b.Block, b
 	}
-	slices.SortStableFunc(live, func(a, b store.Block) int { return credit.CompareBurn(a.Block, b.Block) })
-	var sum int64
-	for _, b := range live {
-		if sum, err = credit.Add(sum, b.Remaining); err != nil {
-			return Balance{}, err
-		}
+	sum, err := credit.LiveBalance(blocks, now)
+	if err != nil {
+		return Balance{}, err
+	}
+	order := credit.BurnOrder(blocks, now)
+	live := make([]store.Block, len(order))
+	for i, b := range order {
+		live[i] = byID[b.ID]
 	}
 	return Balance{
 		Customer: c, Balance: sum, Reserved: c.Account.Reserved, Effective: credit.Effective(sum, c.Account.Reserved),
@@ -74,8 +76,8 @@ type Entitlement struct {
 // Check prices units of metricKey for a customer and compares the cost with
 // the effective balance, as RecordUsage would, without writing anything.
 func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef, metricKey string, units int64) (Entitlement, error) {
-	if units < 1 {
-		return Entitlement{}, credit.Invalid("units", "must be an integer ≥ 1")
+	if err := validUnits(units); err != nil {
+		return Entitlement{}, err
 	}
 	var e Entitlement
 	err := s.store.Read(ctx, func(q store.Q) error {
@@ -91,7 +93,7 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 		if err != nil {
 			return err
 		}
-		bal, err := balanceOf(ctx, q, scope, c, s.Now())
+		bal, err := balanceOf(ctx, q, scope, c, s.clock())
 		if err != nil {
 			return err
 		}

@@ -3,11 +3,8 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 
 	"github.com/creditd/creditd/internal/credit"
-	"github.com/creditd/creditd/internal/ids"
 	"github.com/creditd/creditd/internal/store"
 )
 
@@ -20,21 +17,33 @@ type CustomerInput struct {
 
 // CreateCustomer creates a customer with an empty account. An external id
 // that is taken is a customer-exists conflict naming the existing customer.
-func (tx *Tx) CreateCustomer(ctx context.Context, in CustomerInput) (store.Customer, error) {
-	if in.ExternalID != "" {
-		existing, err := tx.q.CustomerByExternalID(ctx, tx.scope, in.ExternalID)
-		if err == nil {
-			return store.Customer{}, customerExists(existing)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return store.Customer{}, fmt.Errorf("create customer: %w", err)
-		}
+type CreateCustomer struct {
+	In     CustomerInput
+	Encode Encoder[store.Customer]
+}
+
+func (c CreateCustomer) plan(p *plan) {
+	if c.In.ExternalID != "" {
+		p.customer(CustomerRef{ExternalID: c.In.ExternalID})
 	}
-	c := store.Customer{ID: ids.UUID(), ExternalID: in.ExternalID, DisplayName: in.DisplayName, Metadata: in.Metadata, CreatedAt: tx.now}
-	if err := tx.q.CustomerCreate(ctx, tx.scope, c); err != nil {
-		return store.Customer{}, fmt.Errorf("create customer: %w", err)
+}
+
+func (c CreateCustomer) size() int { return 1 }
+
+func (c CreateCustomer) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
+	var acc *account
+	if c.In.ExternalID != "" {
+		acc, _ = g.account(req.Scope, CustomerRef{ExternalID: c.In.ExternalID}, true)
+		if !acc.isNew || acc.changed {
+			return Response{}, false, customerExists(acc.customer)
+		}
+	} else {
+		acc = newAccount(req.Scope, "", g.now)
 	}
-	return c, nil
+	acc.customer.DisplayName, acc.customer.Metadata = c.In.DisplayName, c.In.Metadata
+	acc.accept(g)
+	status, body, err := c.Encode(acc.customer)
+	return Response{Status: status, Body: body}, true, err
 }
 
 func customerExists(c store.Customer) error {

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -64,15 +63,30 @@ func (in GrantInput) Validate(now time.Time) error {
 	return nil
 }
 
+// GrantResult is a granted block and its customer.
+type GrantResult struct {
+	Block    store.Block
+	Customer store.Customer
+}
+
 // Grant adds a credit block to a customer, creating the customer first when
 // AutoCreate allows it.
-func (tx *Tx) Grant(ctx context.Context, in GrantInput) (store.Block, store.Customer, error) {
-	if err := in.Validate(tx.now); err != nil {
-		return store.Block{}, store.Customer{}, err
+type Grant struct {
+	In     GrantInput
+	Encode Encoder[GrantResult]
+}
+
+func (c Grant) plan(p *plan) { p.customer(c.In.Customer) }
+func (c Grant) size() int    { return 1 }
+
+func (c Grant) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
+	in := c.In
+	if err := in.Validate(g.now); err != nil {
+		return Response{}, false, err
 	}
-	acc, err := tx.accountFor(ctx, in.Customer, in.AutoCreate)
+	acc, err := g.account(req.Scope, in.Customer, in.AutoCreate)
 	if err != nil {
-		return store.Block{}, store.Customer{}, err
+		return Response{}, false, err
 	}
 	b := store.Block{
 		Block: credit.Block{
@@ -80,39 +94,15 @@ func (tx *Tx) Grant(ctx context.Context, in GrantInput) (store.Block, store.Cust
 			ExpiresAt: in.ExpiresAt, PricePaid: in.PricePaid, Seq: acc.state.Account.Version + 1,
 		},
 		CustomerID: acc.customer.ID, Source: in.Source, Reason: in.Reason, Currency: in.Currency,
-		ExternalPaymentID: in.ExternalPaymentID, Metadata: in.Metadata, CreatedAt: tx.now,
+		ExternalPaymentID: in.ExternalPaymentID, Metadata: in.Metadata, CreatedAt: g.now,
 	}
 	entry, err := acc.state.Grant(b.Block)
 	if err != nil {
-		return store.Block{}, store.Customer{}, err
+		return Response{}, false, err
 	}
-	if acc.isNew {
-		// The block's row references its customer: create the customer first.
-		if err := tx.persist(ctx, acc, nil, entryRef{}); err != nil {
-			return store.Block{}, store.Customer{}, err
-		}
-	}
-	if err := tx.q.BlockInsert(ctx, tx.scope, b); err != nil {
-		return store.Block{}, store.Customer{}, fmt.Errorf("grant: %w", err)
-	}
-	ref := entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey, Metadata: in.Metadata}
-	if err := tx.persist(ctx, acc, []credit.Entry{entry}, ref); err != nil {
-		return store.Block{}, store.Customer{}, err
-	}
-	return b, acc.customer, nil
-}
-
-// accountFor resolves ref and locks its account. An unknown customer named
-// by external id is a new, empty account when create is true (persist then
-// inserts it); otherwise it is not-found.
-func (tx *Tx) accountFor(ctx context.Context, ref CustomerRef, create bool) (*account, error) {
-	c, err := findCustomer(ctx, tx.q, tx.scope, ref)
-	switch {
-	case err == nil:
-		return tx.lockAccount(ctx, c)
-	case errors.Is(err, store.ErrNotFound) && create && ref.ExternalID != "":
-		return tx.newAccount(ref.ExternalID), nil
-	default:
-		return nil, notFound(err, "no customer with %s", ref)
-	}
+	acc.newBlocks = append(acc.newBlocks, b)
+	acc.stage(g, []credit.Entry{entry}, entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey, Metadata: in.Metadata})
+	acc.accept(g)
+	status, body, err := c.Encode(GrantResult{Block: b, Customer: acc.customer})
+	return Response{Status: status, Body: body}, true, err
 }

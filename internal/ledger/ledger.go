@@ -1,16 +1,21 @@
-// Package ledger holds creditd's use cases: granting credits, recording
-// usage, creating customers, metrics and metering rules, and reading
-// balances, entitlements and the ledger. Each write runs in one database
-// transaction, together with its ledger entries and its idempotency record;
-// the money decisions are delegated to package credit, the rows to package
-// store.
+// Package ledger is creditd's service layer: the use cases (recording usage,
+// granting credits, creating customers, metrics and metering rules; reading
+// balances, entitlements and the ledger) as commands.
+//
+// A mutating request is one call, Execute, given the request's idempotency
+// envelope and a command value. Below that call the service owns the whole
+// write: the idempotency claim, the replay of a stored answer, the
+// transaction, the locks, the use case and the stored response. Commands
+// from concurrent requests are grouped by a committer (committer.go) into one
+// transaction and one commit; each keeps its own result, and a rejected
+// command writes nothing and rejects only itself. The money decisions are
+// delegated to package credit, the rows to package store.
 package ledger
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -22,53 +27,45 @@ const IdempotencyTTL = 24 * time.Hour
 
 // Service runs the use cases against a store.
 type Service struct {
-	store store.Store
-	now   func() time.Time
-	log   *slog.Logger
+	store      store.Store
+	now        func() time.Time
+	committers []*committer
+	onGroup    func(size int) // tests: sees each group's size before it runs
 }
 
-// New returns a Service. now is the clock: it is read once per transaction
-// and the value passed down, so that every row of a transaction carries the
-// same time.
-func New(st store.Store, now func() time.Time, log *slog.Logger) *Service {
-	return &Service{store: st, now: now, log: log}
+// Sharded is a store that takes several write transactions at once
+// (PostgreSQL): the service then runs that many committers, each for its
+// own share of the customers.
+type Sharded interface {
+	WriteShards() int
 }
 
-// Now reads the service's clock.
-func (s *Service) Now() time.Time { return s.now().UTC() }
-
-// Tx is one write transaction of the use cases.
-type Tx struct {
-	q     store.Q
-	scope store.Scope
-	now   time.Time
-}
-
-// Now is the transaction's time.
-func (tx *Tx) Now() time.Time { return tx.now }
-
-// conflictAttempts bounds the runs of a transaction that keeps losing
-// insert races.
-const conflictAttempts = 3
-
-// Write runs fn in one transaction for scope. The transaction commits when fn
-// returns nil and rolls back otherwise, so a use case that fails leaves no
-// trace. Use cases check for existing rows before inserting, so a
-// store.ErrConflict here means a concurrent transaction (another instance)
-// inserted the same row first — two first grants to one new customer, say:
-// the transaction runs again and then finds that row.
-func (s *Service) Write(ctx context.Context, scope store.Scope, fn func(tx *Tx) error) error {
-	var err error
-	for range conflictAttempts {
-		err = s.store.Transact(ctx, func(q store.Q) error {
-			return fn(&Tx{q: q, scope: scope, now: s.Now()})
-		})
-		if !errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
-			return err
-		}
+// New returns a Service and starts its committers; Close stops them. now is
+// the clock: it is read once per transaction and the value passed down, so
+// that every row of a transaction carries the same time.
+func New(st store.Store, now func() time.Time) *Service {
+	shards := 1
+	if sh, ok := st.(Sharded); ok && sh.WriteShards() > 1 {
+		shards = sh.WriteShards()
 	}
-	return err
+	s := &Service{store: st, now: now}
+	for range shards {
+		c := newCommitter(s)
+		s.committers = append(s.committers, c)
+		go c.run()
+	}
+	return s
 }
+
+// Close stops the committers once the commands queued before it are done.
+// Execute must not be called after Close.
+func (s *Service) Close() {
+	for _, c := range s.committers {
+		c.stop()
+	}
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
 
 // notFound converts the store's ErrNotFound into a not-found error for what;
 // other errors pass through.
@@ -79,7 +76,8 @@ func notFound(err error, format string, args ...any) error {
 	return err
 }
 
-// CustomerRef names a customer by exactly one of its two ids.
+// CustomerRef names a customer of the request's scope by exactly one of its
+// two ids.
 type CustomerRef struct {
 	ID         string // the customer's UUID
 	ExternalID string // the tenant's own id for it
@@ -96,8 +94,8 @@ func (r CustomerRef) String() string {
 	return fmt.Sprintf("id %q", r.ID)
 }
 
-// findCustomer resolves ref. It returns store.ErrNotFound (wrapped) when no
-// customer matches.
+// findCustomer resolves ref outside a write. It returns store.ErrNotFound
+// (wrapped) when no customer matches.
 func findCustomer(ctx context.Context, q store.Q, s store.Scope, ref CustomerRef) (store.Customer, error) {
 	if ref.ExternalID != "" {
 		return q.CustomerByExternalID(ctx, s, ref.ExternalID)

@@ -22,27 +22,38 @@ type MetricInput struct {
 }
 
 // CreateMetric creates a billable metric. A key that exists is a
-// metric-exists conflict.
-func (tx *Tx) CreateMetric(ctx context.Context, in MetricInput) (store.Metric, error) {
+// metric-exists conflict. Metrics and rules are rare writes: they go into
+// the database as they run, inside the group's transaction.
+type CreateMetric struct {
+	In     MetricInput
+	Encode Encoder[store.Metric]
+}
+
+func (c CreateMetric) plan(*plan) {}
+func (c CreateMetric) size() int  { return 1 }
+
+func (c CreateMetric) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
+	in := c.In
 	if !metricKey.MatchString(in.Key) {
-		return store.Metric{}, credit.Invalid("key", "must be 1 to 128 letters, digits, '_', '.', ':' or '-'")
+		return Response{}, false, credit.Invalid("key", "must be 1 to 128 letters, digits, '_', '.', ':' or '-'")
 	}
-	if existing, err := tx.q.MetricGet(ctx, tx.scope, in.Key); err == nil {
+	if existing, err := g.q.MetricGet(ctx, req.Scope, in.Key); err == nil {
 		e := credit.Errorf(credit.EMetricExists, "a billable metric with key %q already exists", in.Key)
 		e.Extra = map[string]any{"metric_id": existing.ID, "billable_metric_key": existing.Key}
-		return store.Metric{}, e
+		return Response{}, false, e
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return store.Metric{}, fmt.Errorf("create metric: %w", err)
+		return Response{}, false, fmt.Errorf("create metric: %w", err)
 	}
 	name := in.Name
 	if name == "" {
 		name = in.Key
 	}
-	m := store.Metric{ID: ids.New(ids.Metric), Key: in.Key, Name: name, Description: in.Description, CreatedAt: tx.now}
-	if err := tx.q.MetricCreate(ctx, tx.scope, m); err != nil {
-		return store.Metric{}, fmt.Errorf("create metric: %w", err)
+	m := store.Metric{ID: ids.New(ids.Metric), Key: in.Key, Name: name, Description: in.Description, CreatedAt: g.now}
+	if err := g.q.MetricCreate(ctx, req.Scope, m); err != nil {
+		return Response{}, false, fmt.Errorf("create metric: %w", err)
 	}
-	return m, nil
+	status, body, err := c.Encode(m)
+	return Response{Status: status, Body: body}, true, err
 }
 
 // Metric reads one billable metric by key.
@@ -59,23 +70,36 @@ func (s *Service) Metrics(ctx context.Context, scope store.Scope, p store.Page) 
 	return s.store.MetricList(ctx, scope, p)
 }
 
-// CreateRule makes rule the active metering rule of its metric, superseding
+// CreateRule makes Rule the active metering rule of its metric, superseding
 // the previous one.
-func (tx *Tx) CreateRule(ctx context.Context, metricKey string, rule credit.Rule) (store.Rule, error) {
+type CreateRule struct {
+	MetricKey string
+	Rule      credit.Rule
+	Encode    Encoder[store.Rule]
+}
+
+func (c CreateRule) plan(*plan) {}
+func (c CreateRule) size() int  { return 1 }
+
+func (c CreateRule) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
+	rule := c.Rule
 	if rule.CostType == credit.CostPerUnit && rule.UnitSize == 0 {
 		rule.UnitSize = 1
 	}
 	if err := rule.Validate(); err != nil {
-		return store.Rule{}, err
+		return Response{}, false, err
 	}
-	if _, err := tx.q.MetricGet(ctx, tx.scope, metricKey); err != nil {
-		return store.Rule{}, notFound(err, "no billable metric with key %q", metricKey)
+	if _, err := g.q.MetricGet(ctx, req.Scope, c.MetricKey); err != nil {
+		return Response{}, false, notFound(err, "no billable metric with key %q", c.MetricKey)
 	}
-	r := store.Rule{Rule: rule, ID: ids.New(ids.Rule), MetricKey: metricKey, Active: true, CreatedAt: tx.now}
-	if err := tx.q.RuleCreate(ctx, tx.scope, r); err != nil {
-		return store.Rule{}, fmt.Errorf("create metering rule: %w", err)
+	r := store.Rule{Rule: rule, ID: ids.New(ids.Rule), MetricKey: c.MetricKey, Active: true, CreatedAt: g.now}
+	if err := g.q.RuleCreate(ctx, req.Scope, r); err != nil {
+		return Response{}, false, fmt.Errorf("create metering rule: %w", err)
 	}
-	return r, nil
+	// Later commands of the group price with the new rule.
+	delete(g.rules, ruleKey{req.Scope, c.MetricKey})
+	status, body, err := c.Encode(r)
+	return Response{Status: status, Body: body}, true, err
 }
 
 // Rules lists metering rules in creation order, superseded ones included.

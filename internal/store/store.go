@@ -198,6 +198,8 @@ type Q interface {
 	IdempotencyPut(ctx context.Context, s Scope, r IdempotencyRecord, since time.Time) error
 	// IdempotencyPurge deletes records stored before before.
 	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
+
+	GroupQ
 }
 
 // Store is a database: Q outside a transaction, and Transact for writes.

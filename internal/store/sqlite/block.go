@@ -10,7 +10,7 @@ import (
 )
 
 func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
+	rows, err := c.query(ctx, `SELECT id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
 			source, reason, currency, external_payment_id, metadata, created_at
 		FROM blocks WHERE tenant_id = ? AND env = ? AND customer_id = ? AND remaining_amount > 0 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
@@ -30,7 +30,7 @@ func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) (
 }
 
 func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
-	_, err := c.q.ExecContext(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
+	_, err := c.exec(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
 			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.TenantID, s.Env, b.CustomerID, b.ID, b.Seq, b.Original, b.Remaining, b.Priority, nullMS(b.ExpiresAt), b.PricePaid,
@@ -42,7 +42,7 @@ func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) err
 }
 
 func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID string, remaining int64) error {
-	res, err := c.q.ExecContext(ctx, `UPDATE blocks SET remaining_amount = ? WHERE tenant_id = ? AND env = ? AND id = ?`,
+	res, err := c.exec(ctx, `UPDATE blocks SET remaining_amount = ? WHERE tenant_id = ? AND env = ? AND id = ?`,
 		remaining, s.TenantID, s.Env, blockID)
 	if err != nil {
 		return fmt.Errorf("update block: %w", interpretError(err))
@@ -51,7 +51,7 @@ func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID s
 }
 
 func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
+	rows, err := c.query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
 		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`, ms(now), limit)
 	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerRef, error) {
 		var r store.CustomerRef

@@ -13,7 +13,7 @@ const customerColumns = `id, external_id, display_name, metadata, created_at, ba
 
 func (c conn) CustomerCreate(ctx context.Context, s store.Scope, cu store.Customer) error {
 	a := cu.Account
-	_, err := c.q.ExecContext(ctx, `INSERT INTO customers (tenant_id, env, `+customerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := c.exec(ctx, `INSERT INTO customers (tenant_id, env, `+customerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.TenantID, s.Env, cu.ID, nullText(cu.ExternalID), cu.DisplayName, nullJSON(cu.Metadata), ms(cu.CreatedAt),
 		a.Balance, a.Reserved, a.LifetimeEarned, a.Version)
 	if err != nil {
@@ -31,7 +31,7 @@ func (c conn) CustomerByExternalID(ctx context.Context, s store.Scope, externalI
 }
 
 func (c conn) customer(ctx context.Context, where string, args ...any) (store.Customer, error) {
-	row := c.q.QueryRowContext(ctx, `SELECT `+customerColumns+` FROM customers `+where, args...)
+	row := c.queryRow(ctx, `SELECT `+customerColumns+` FROM customers `+where, args...)
 	cu, err := scanCustomer(row)
 	if err != nil {
 		return store.Customer{}, fmt.Errorf("select customer: %w", interpretError(err))
@@ -40,7 +40,7 @@ func (c conn) customer(ctx context.Context, where string, args ...any) (store.Cu
 }
 
 func (c conn) CustomerList(ctx context.Context, s store.Scope, p store.Page) ([]store.Customer, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT `+customerColumns+` FROM customers
+	rows, err := c.query(ctx, `SELECT `+customerColumns+` FROM customers
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
 	return collect(rows, err, "list customers", scanCustomer)
 }
@@ -64,7 +64,7 @@ func scanCustomer(r scanner) (store.Customer, error) {
 // the database's single write lock.
 func (c conn) AccountLock(ctx context.Context, s store.Scope, customerID string) (credit.Account, error) {
 	var a credit.Account
-	err := c.q.QueryRowContext(ctx, `SELECT balance, reserved, lifetime_earned, version FROM customers
+	err := c.queryRow(ctx, `SELECT balance, reserved, lifetime_earned, version FROM customers
 		WHERE tenant_id = ? AND env = ? AND id = ?`, s.TenantID, s.Env, customerID).
 		Scan(&a.Balance, &a.Reserved, &a.LifetimeEarned, &a.Version)
 	if err != nil {
@@ -74,7 +74,7 @@ func (c conn) AccountLock(ctx context.Context, s store.Scope, customerID string)
 }
 
 func (c conn) AccountUpdate(ctx context.Context, s store.Scope, customerID string, a credit.Account) error {
-	res, err := c.q.ExecContext(ctx, `UPDATE customers SET balance = ?, reserved = ?, lifetime_earned = ?, version = ?
+	res, err := c.exec(ctx, `UPDATE customers SET balance = ?, reserved = ?, lifetime_earned = ?, version = ?
 		WHERE tenant_id = ? AND env = ? AND id = ?`, a.Balance, a.Reserved, a.LifetimeEarned, a.Version, s.TenantID, s.Env, customerID)
 	if err != nil {
 		return fmt.Errorf("update account: %w", interpretError(err))

@@ -20,7 +20,7 @@ func (c conn) IdempotencyLock(ctx context.Context, s store.Scope, key string) er
 func (c conn) IdempotencyGet(ctx context.Context, s store.Scope, key string, since time.Time) (store.IdempotencyRecord, error) {
 	r := store.IdempotencyRecord{Key: key}
 	var created int64
-	err := c.q.QueryRowContext(ctx, `SELECT method, path, status, body, created_at FROM idempotency_keys
+	err := c.queryRow(ctx, `SELECT method, path, status, body, created_at FROM idempotency_keys
 		WHERE tenant_id = ? AND env = ? AND key = ? AND created_at >= ?`, s.TenantID, s.Env, key, ms(since)).
 		Scan(&r.Method, &r.Path, &r.Status, &r.Body, &created)
 	if err != nil {
@@ -33,7 +33,7 @@ func (c conn) IdempotencyGet(ctx context.Context, s store.Scope, key string, sin
 func (c conn) IdempotencyPut(ctx context.Context, s store.Scope, r store.IdempotencyRecord, since time.Time) error {
 	// A record older than since has lapsed: the key is free again and its
 	// new response replaces the old one. A live record is a conflict.
-	res, err := c.q.ExecContext(ctx, `INSERT INTO idempotency_keys (tenant_id, env, key, method, path, status, body, created_at)
+	res, err := c.exec(ctx, `INSERT INTO idempotency_keys (tenant_id, env, key, method, path, status, body, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant_id, env, key) DO UPDATE SET method = excluded.method, path = excluded.path,
 			status = excluded.status, body = excluded.body, created_at = excluded.created_at
@@ -53,7 +53,7 @@ func (c conn) IdempotencyPut(ctx context.Context, s store.Scope, r store.Idempot
 }
 
 func (c conn) IdempotencyPurge(ctx context.Context, before time.Time) (int64, error) {
-	res, err := c.q.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(before))
+	res, err := c.exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", interpretError(err))
 	}

@@ -14,7 +14,7 @@ import (
 func (c conn) LedgerAppend(ctx context.Context, s store.Scope, entries []store.LedgerEntry) error {
 	for i := range entries {
 		e := &entries[i]
-		res, err := c.q.ExecContext(ctx, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
+		res, err := c.exec(ctx, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
 				block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
@@ -38,7 +38,7 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 		}
 		before = v
 	}
-	rows, err := c.q.QueryContext(ctx, `SELECT seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
+	rows, err := c.query(ctx, `SELECT seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
 			idempotency_key, metadata, created_at
 		FROM ledger_entries WHERE tenant_id = ? AND env = ? AND customer_id = ? AND seq < ? AND (? = '' OR type = ?)
 		ORDER BY seq DESC LIMIT ?`, s.TenantID, s.Env, customerID, before, entryType, entryType, p.Limit)
@@ -58,7 +58,7 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 }
 
 func (c conn) UsageEventInsert(ctx context.Context, s store.Scope, e store.UsageEvent) error {
-	_, err := c.q.ExecContext(ctx, `INSERT INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
+	_, err := c.exec(ctx, `INSERT INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
 			idempotency_key, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.TenantID, s.Env, e.CustomerID, e.ID, e.MetricKey, e.Units, e.Cost, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt))
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 func (c conn) MetricCreate(ctx context.Context, s store.Scope, m store.Metric) error {
-	_, err := c.q.ExecContext(ctx, `INSERT INTO billable_metrics (tenant_id, env, id, key, name, description, created_at)
+	_, err := c.exec(ctx, `INSERT INTO billable_metrics (tenant_id, env, id, key, name, description, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.TenantID, s.Env, m.ID, m.Key, m.Name, m.Description, ms(m.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert metric: %w", interpretError(err))
@@ -18,7 +18,7 @@ func (c conn) MetricCreate(ctx context.Context, s store.Scope, m store.Metric) e
 }
 
 func (c conn) MetricGet(ctx context.Context, s store.Scope, key string) (store.Metric, error) {
-	row := c.q.QueryRowContext(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
+	row := c.queryRow(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
 		WHERE tenant_id = ? AND env = ? AND key = ?`, s.TenantID, s.Env, key)
 	m, err := scanMetric(row)
 	if err != nil {
@@ -28,7 +28,7 @@ func (c conn) MetricGet(ctx context.Context, s store.Scope, key string) (store.M
 }
 
 func (c conn) MetricList(ctx context.Context, s store.Scope, p store.Page) ([]store.Metric, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
+	rows, err := c.query(ctx, `SELECT id, key, name, description, created_at FROM billable_metrics
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
 	return collect(rows, err, "list metrics", scanMetric)
 }
@@ -44,7 +44,7 @@ func scanMetric(r scanner) (store.Metric, error) {
 }
 
 func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error {
-	if _, err := c.q.ExecContext(ctx, `UPDATE metering_rules SET active = 0
+	if _, err := c.exec(ctx, `UPDATE metering_rules SET active = 0
 		WHERE tenant_id = ? AND env = ? AND metric_key = ? AND active = 1`, s.TenantID, s.Env, r.MetricKey); err != nil {
 		return fmt.Errorf("deactivate rule: %w", interpretError(err))
 	}
@@ -52,7 +52,7 @@ func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error
 	if err != nil {
 		return fmt.Errorf("insert rule: %w", err)
 	}
-	_, err = c.q.ExecContext(ctx, `INSERT INTO metering_rules
+	_, err = c.exec(ctx, `INSERT INTO metering_rules
 		(tenant_id, env, id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
 		s.TenantID, s.Env, r.ID, r.MetricKey, string(r.CostType), r.FlatCost, r.UnitCost, r.UnitSize, string(r.TierMode), tiers, ms(r.CreatedAt))
@@ -65,7 +65,7 @@ func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error
 const ruleColumns = `id, metric_key, cost_type, flat_cost, unit_cost, unit_size, tier_mode, tiers, active, created_at`
 
 func (c conn) RuleActive(ctx context.Context, s store.Scope, metricKey string) (store.Rule, error) {
-	row := c.q.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM metering_rules
+	row := c.queryRow(ctx, `SELECT `+ruleColumns+` FROM metering_rules
 		WHERE tenant_id = ? AND env = ? AND metric_key = ? AND active = 1`, s.TenantID, s.Env, metricKey)
 	r, err := scanRule(row)
 	if err != nil {
@@ -75,7 +75,7 @@ func (c conn) RuleActive(ctx context.Context, s store.Scope, metricKey string) (
 }
 
 func (c conn) RuleList(ctx context.Context, s store.Scope, p store.Page) ([]store.Rule, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT `+ruleColumns+` FROM metering_rules
+	rows, err := c.query(ctx, `SELECT `+ruleColumns+` FROM metering_rules
 		WHERE tenant_id = ? AND env = ? AND id > ? ORDER BY id LIMIT ?`, s.TenantID, s.Env, p.After, p.Limit)
 	return collect(rows, err, "list rules", scanRule)
 }

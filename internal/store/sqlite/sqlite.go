@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/url"
 	"runtime"
+	"sync"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
@@ -35,6 +36,11 @@ type DB struct {
 	conn
 	write *sql.DB
 	read  *sql.DB
+	// writer is the one connection every write transaction runs on, with its
+	// prepared statements; wmu hands it to one transaction at a time.
+	wmu    sync.Mutex
+	writer *sql.Conn
+	wstmts *stmtCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -58,10 +64,11 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
+	// Two connections: the writer, held for good, and one for migrations.
+	write.SetMaxOpenConns(2)
 	write.SetConnMaxLifetime(0)
-	if err := write.Ping(); err != nil {
+	writer, err := write.Conn(context.Background())
+	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -75,7 +82,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	return &DB{conn: conn{q: read}, write: write, read: read}, nil
+	return &DB{conn: conn{q: read}, write: write, read: read, writer: writer, wstmts: newStmtCache(writer)}, nil
 }
 
 // Migrate applies the embedded migrations that have not run yet.
@@ -96,32 +103,45 @@ func (db *DB) Migrate(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (db *DB) Close() error {
-	return errors.Join(db.write.Close(), db.read.Close())
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	db.wstmts.close()
+	return errors.Join(db.writer.Close(), db.write.Close(), db.read.Close())
 }
 
-// Transact runs fn in one IMMEDIATE transaction: it takes the write lock at
-// BEGIN, so a transaction never fails half-way for lack of it.
+// Transact runs fn in one IMMEDIATE transaction on the writer connection:
+// it takes the write lock at BEGIN, so a transaction never fails half-way for
+// lack of it. The transaction is driven with plain BEGIN and COMMIT
+// statements, so that the statements prepared on the writer serve every
+// transaction.
 func (db *DB) Transact(ctx context.Context, fn func(store.Q) error) (err error) {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if _, err := db.writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("sqlite: begin: %w", interpretError(err))
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			tx.Rollback()
+			db.rollback(ctx)
 			panic(p)
 		}
 		if err != nil {
-			tx.Rollback()
+			db.rollback(ctx)
 		}
 	}()
-	if err := fn(conn{q: tx, inTx: true}); err != nil {
+	if err := fn(conn{q: db.writer, inTx: true, stmts: db.wstmts}); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := db.writer.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", interpretError(err))
 	}
 	return nil
+}
+
+// rollback ends a failed transaction. SQLite may have rolled it back itself
+// (after some errors it does), so "no transaction is active" is no failure.
+func (db *DB) rollback(ctx context.Context) {
+	db.writer.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 }
 
 // Read runs fn in one read-only transaction: every query in it sees the same
@@ -144,8 +164,9 @@ type querier interface {
 
 // conn implements store.Q on a pool (reads) or a transaction.
 type conn struct {
-	q    querier
-	inTx bool
+	q     querier
+	inTx  bool       // a write transaction, on the writer connection
+	stmts *stmtCache // the writer's statements; nil on the read pool
 }
 
 // interpretError turns driver errors into the store's, by code.

@@ -8,7 +8,7 @@ import (
 )
 
 func (c conn) TenantCreate(ctx context.Context, t store.Tenant) error {
-	_, err := c.q.ExecContext(ctx, `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, ms(t.CreatedAt))
+	_, err := c.exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`, t.ID, t.Name, ms(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert tenant: %w", interpretError(err))
 	}
@@ -26,7 +26,7 @@ func (c conn) TenantFirst(ctx context.Context) (store.Tenant, error) {
 func (c conn) tenant(ctx context.Context, query string, args ...any) (store.Tenant, error) {
 	var t store.Tenant
 	var created int64
-	if err := c.q.QueryRowContext(ctx, query, args...).Scan(&t.ID, &t.Name, &created); err != nil {
+	if err := c.queryRow(ctx, query, args...).Scan(&t.ID, &t.Name, &created); err != nil {
 		return store.Tenant{}, fmt.Errorf("select tenant: %w", interpretError(err))
 	}
 	t.CreatedAt = fromMS(created)
@@ -34,7 +34,7 @@ func (c conn) tenant(ctx context.Context, query string, args ...any) (store.Tena
 }
 
 func (c conn) APIKeyCreate(ctx context.Context, k store.APIKey) error {
-	_, err := c.q.ExecContext(ctx, `INSERT INTO api_keys (hash, prefix, tenant_id, env, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := c.exec(ctx, `INSERT INTO api_keys (hash, prefix, tenant_id, env, created_at) VALUES (?, ?, ?, ?, ?)`,
 		k.Hash, k.Prefix, k.TenantID, k.Env, ms(k.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert api key: %w", interpretError(err))
@@ -45,7 +45,7 @@ func (c conn) APIKeyCreate(ctx context.Context, k store.APIKey) error {
 func (c conn) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, error) {
 	var k store.APIKey
 	var created int64
-	err := c.q.QueryRowContext(ctx, `SELECT hash, prefix, tenant_id, env, created_at FROM api_keys WHERE hash = ?`, hash).
+	err := c.queryRow(ctx, `SELECT hash, prefix, tenant_id, env, created_at FROM api_keys WHERE hash = ?`, hash).
 		Scan(&k.Hash, &k.Prefix, &k.TenantID, &k.Env, &created)
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("select api key: %w", interpretError(err))
@@ -56,7 +56,7 @@ func (c conn) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, erro
 
 func (c conn) APIKeyCount(ctx context.Context) (int, error) {
 	var n int
-	if err := c.q.QueryRowContext(ctx, `SELECT count(*) FROM api_keys`).Scan(&n); err != nil {
+	if err := c.queryRow(ctx, `SELECT count(*) FROM api_keys`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count api keys: %w", interpretError(err))
 	}
 	return n, nil

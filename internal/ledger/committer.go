@@ -1,0 +1,181 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"time"
+
+	"github.com/creditd/creditd/internal/store"
+)
+
+// Group commit. A committer takes the commands that are waiting when it is
+// free and runs them in one transaction: one lock and one load per customer,
+// one write per row kind, one commit (one fsync) for all. Nobody waits for a
+// group to fill: a command alone is taken at once, and a group holds what
+// queued while the one before it committed. So with no concurrency a command
+// commits straight away, and under load the groups grow by themselves.
+
+// maxGroup bounds a group's weight (a batch counts its events): a bigger
+// group holds the database's write lock longer.
+const maxGroup = 1024
+
+// txTimeout bounds one group's transaction. The requests in it may give up
+// sooner; the transaction does not depend on any one of them.
+const txTimeout = 30 * time.Second
+
+// conflictAttempts bounds the runs of a command that keeps losing insert
+// races to another instance (two first grants to one new customer, say).
+const conflictAttempts = 3
+
+type committer struct {
+	svc   *Service
+	queue chan *pending
+	done  chan struct{}
+}
+
+// pending is one command waiting for its group.
+type pending struct {
+	ctx    context.Context
+	req    Request
+	cmd    Command
+	result chan outcome // buffered: the committer never waits for a reader
+}
+
+type outcome struct {
+	resp Response
+	err  error
+}
+
+func newCommitter(s *Service) *committer {
+	return &committer{svc: s, queue: make(chan *pending, maxGroup), done: make(chan struct{})}
+}
+
+var shardSeed = maphash.MakeSeed()
+
+// submit queues cmd on its customer's committer and waits for its outcome.
+func (s *Service) submit(ctx context.Context, req Request, cmd Command) (Response, error) {
+	c := s.committers[0]
+	if len(s.committers) > 1 {
+		var p plan
+		cmd.plan(&p)
+		c = s.committers[p.shard(req.Scope)%uint64(len(s.committers))]
+	}
+	pd := &pending{ctx: ctx, req: req, cmd: cmd, result: make(chan outcome, 1)}
+	select {
+	case c.queue <- pd:
+	case <-ctx.Done():
+		return Response{}, ctx.Err()
+	}
+	select {
+	case o := <-pd.result:
+		return o.resp, o.err
+	case <-ctx.Done():
+		// The command may still commit; a retry with its key replays it.
+		return Response{}, ctx.Err()
+	}
+}
+
+func (c *committer) stop() {
+	close(c.queue)
+	<-c.done
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	for first := range c.queue {
+		group := []*pending{first}
+		weight := first.cmd.size()
+	fill:
+		for weight < maxGroup {
+			select {
+			case p, ok := <-c.queue:
+				if !ok {
+					break fill
+				}
+				group = append(group, p)
+				weight += p.cmd.size()
+			default:
+				break fill
+			}
+		}
+		c.commit(group)
+	}
+}
+
+// commit runs a group and answers each of its commands. When the group's
+// transaction fails as a whole, its commands run again one at a time, so
+// that one command's failure is its own.
+func (c *committer) commit(group []*pending) {
+	live := group[:0]
+	for _, p := range group {
+		if err := p.ctx.Err(); err != nil {
+			p.result <- outcome{err: err} // gave up before it ran: nothing done
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if c.svc.onGroup != nil {
+		c.svc.onGroup(len(live))
+	}
+	outs, err := c.svc.runGroup(live)
+	if err == nil {
+		for i, p := range live {
+			p.result <- outs[i]
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].result <- outcome{err: err}
+		return
+	}
+	for _, p := range live {
+		outs, err := c.svc.runGroup([]*pending{p})
+		if err != nil {
+			p.result <- outcome{err: err}
+			continue
+		}
+		p.result <- outs[0]
+	}
+}
+
+// runGroup runs the commands in one transaction and returns their outcomes,
+// or the error that rolled the transaction back. A conflict (an insert race
+// lost to another instance) runs the transaction again: it then finds the
+// winner's rows.
+func (s *Service) runGroup(group []*pending) ([]outcome, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
+	var outs []outcome
+	var err error
+	for range conflictAttempts {
+		err = s.store.Transact(ctx, func(q store.Q) error {
+			g := newGroup(q, s.clock())
+			var err error
+			outs, err = g.run(ctx, group)
+			return err
+		})
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	return outs, err
+}
+
+// shard picks a committer for the command's first customer, so that one
+// customer's commands meet in one group.
+func (p *plan) shard(scope store.Scope) uint64 {
+	var h maphash.Hash
+	h.SetSeed(shardSeed)
+	h.WriteString(scope.TenantID)
+	h.WriteString(scope.Env)
+	if len(p.refs) > 0 {
+		r := p.refs[0]
+		h.WriteString(r.ID)
+		h.WriteString(r.ExternalID)
+	}
+	return h.Sum64()
+}

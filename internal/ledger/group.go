@@ -1,0 +1,266 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+)
+
+// plan is what a command names before it runs: the customers it touches and
+// the idempotency keys beyond its request's own (a batch's events).
+type plan struct {
+	refs []CustomerRef
+	keys []string
+}
+
+func (p *plan) customer(ref CustomerRef) { p.refs = append(p.refs, ref) }
+func (p *plan) key(k string)             { p.keys = append(p.keys, k) }
+
+type custKey struct {
+	scope store.Scope
+	id    string
+}
+
+type idemKey struct {
+	scope store.Scope
+	key   string
+}
+
+type ruleKey struct {
+	scope  store.Scope
+	metric string
+}
+
+// group is one transaction's state: every account its commands touch,
+// locked and loaded once, the idempotency records of its keys, and the
+// metering rules it priced with. Commands change the accounts in memory;
+// flush writes what the accepted ones changed.
+type group struct {
+	q        store.Q
+	now      time.Time
+	accounts map[custKey]*account // by customer id
+	external map[custKey]*account // by external id, new customers included
+	records  map[idemKey]store.IdempotencyRecord
+	rules    map[ruleKey]store.Rule
+	touched  []*account // accounts with accepted changes, in first-change order
+	idem     map[store.Scope][]store.IdempotencyRecord
+}
+
+func newGroup(q store.Q, now time.Time) *group {
+	return &group{
+		q: q, now: now,
+		accounts: make(map[custKey]*account), external: make(map[custKey]*account),
+		records: make(map[idemKey]store.IdempotencyRecord), rules: make(map[ruleKey]store.Rule),
+		idem: make(map[store.Scope][]store.IdempotencyRecord),
+	}
+}
+
+// run takes the group's locks, loads its rows, applies each command in
+// order and writes the result. An error returned here is the database's
+// and rolls the whole group back; a command's rejection is in its outcome.
+func (g *group) run(ctx context.Context, pending []*pending) ([]outcome, error) {
+	if err := g.load(ctx, pending); err != nil {
+		return nil, err
+	}
+	outs := make([]outcome, len(pending))
+	for i, p := range pending {
+		resp, err := g.execute(ctx, p.req, p.cmd)
+		if err != nil && credit.ErrorCode(err) == "" {
+			return nil, err
+		}
+		outs[i] = outcome{resp: resp, err: err}
+	}
+	return outs, g.flush(ctx)
+}
+
+// execute runs one command under its request's key: the stored answer if
+// there is one, else the command, whose answer is stored when it changed
+// something.
+func (g *group) execute(ctx context.Context, req Request, cmd Command) (Response, error) {
+	if req.Key != "" {
+		if rec, ok := g.records[idemKey{req.Scope, req.Key}]; ok {
+			resp, _, err := replayOf(req, rec)
+			return resp, err
+		}
+	}
+	resp, changed, err := cmd.apply(ctx, g, req)
+	if err != nil {
+		return Response{}, err
+	}
+	if changed && req.Key != "" && resp.Status < 300 {
+		g.remember(req.Scope, store.IdempotencyRecord{Key: req.Key, Method: req.Method, Path: req.Path, Status: resp.Status, Body: resp.Body})
+	}
+	return resp, nil
+}
+
+// remember stores an answer for replay, visible at once to the group's
+// later commands.
+func (g *group) remember(scope store.Scope, rec store.IdempotencyRecord) {
+	rec.CreatedAt = g.now
+	g.records[idemKey{scope, rec.Key}] = rec
+	g.idem[scope] = append(g.idem[scope], rec)
+}
+
+// load takes the locks in the one global order — every idempotency key,
+// then every account — and reads the rows the commands will need.
+func (g *group) load(ctx context.Context, pending []*pending) error {
+	var keys []store.IdemKey
+	byScope := make(map[store.Scope]*plan)
+	var scopes []store.Scope
+	for _, p := range pending {
+		var pl plan
+		p.cmd.plan(&pl)
+		if p.req.Key != "" {
+			keys = append(keys, store.IdemKey{Scope: p.req.Scope, Key: p.req.Key})
+		}
+		for _, k := range pl.keys {
+			keys = append(keys, store.IdemKey{Scope: p.req.Scope, Key: k})
+		}
+		sp, ok := byScope[p.req.Scope]
+		if !ok {
+			sp = &plan{}
+			byScope[p.req.Scope] = sp
+			scopes = append(scopes, p.req.Scope)
+		}
+		sp.refs = append(sp.refs, pl.refs...)
+	}
+	if len(keys) > 0 {
+		if err := g.q.IdempotencyLockAll(ctx, keys); err != nil {
+			return err
+		}
+		recs, err := g.q.IdempotencyGetAll(ctx, keys, g.now.Add(-IdempotencyTTL))
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			g.records[idemKey{r.Scope, r.Key}] = r.IdempotencyRecord
+		}
+	}
+	var load []store.CustomerRef
+	for _, scope := range scopes {
+		var ids, externals []string
+		for _, r := range byScope[scope].refs {
+			switch {
+			case r.ExternalID != "":
+				externals = append(externals, r.ExternalID)
+			case r.Lenient:
+				ids, externals = append(ids, r.ID), append(externals, r.ID)
+			default:
+				ids = append(ids, r.ID)
+			}
+		}
+		if len(externals) > 0 {
+			found, err := g.q.CustomerIDsByExternal(ctx, scope, externals)
+			if err != nil {
+				return err
+			}
+			for _, id := range found {
+				ids = append(ids, id)
+			}
+		}
+		for _, id := range ids {
+			load = append(load, store.CustomerRef{Scope: scope, CustomerID: id})
+		}
+	}
+	if len(load) == 0 {
+		return nil
+	}
+	rows, err := g.q.AccountsLoad(ctx, load)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		g.add(row)
+	}
+	return nil
+}
+
+// add makes a loaded account the group's, recording its due expiries: the
+// first write that touches a customer writes its pending expire entries,
+// before its own change. They are written only with such a change.
+func (g *group) add(row store.AccountRow) *account {
+	acc := &account{scope: row.Scope, customer: row.Customer, state: credit.State{Account: row.Customer.Account}}
+	for _, b := range row.Blocks {
+		acc.state.Blocks = append(acc.state.Blocks, b.Block)
+	}
+	if expired := acc.state.ExpireDue(g.now); len(expired) > 0 {
+		acc.stage(g, expired, entryRef{Type: "block"})
+	}
+	g.accounts[custKey{row.Scope, row.Customer.ID}] = acc
+	if row.Customer.ExternalID != "" {
+		g.external[custKey{row.Scope, row.Customer.ExternalID}] = acc
+	}
+	return acc
+}
+
+// account returns the locked account ref names. An unknown customer named
+// by external id is a new, empty account when create is true (it is written
+// only if a command changes it); otherwise it is not-found.
+func (g *group) account(scope store.Scope, ref CustomerRef, create bool) (*account, error) {
+	var acc *account
+	switch {
+	case ref.ExternalID != "":
+		acc = g.external[custKey{scope, ref.ExternalID}]
+	default:
+		acc = g.accounts[custKey{scope, ref.ID}]
+		if acc == nil && ref.Lenient {
+			acc = g.external[custKey{scope, ref.ID}]
+		}
+	}
+	if acc != nil {
+		return acc, nil
+	}
+	if create && ref.ExternalID != "" {
+		acc = newAccount(scope, ref.ExternalID, g.now)
+		g.external[custKey{scope, ref.ExternalID}] = acc
+		g.accounts[custKey{scope, acc.customer.ID}] = acc
+		return acc, nil
+	}
+	return nil, credit.Errorf(credit.ENotFound, "no customer with %s", ref)
+}
+
+// rule finds the price of a metric, once per group: 404 for an unknown
+// metric, 422 for a metric without an active rule.
+func (g *group) rule(ctx context.Context, scope store.Scope, metric string) (store.Rule, error) {
+	if r, ok := g.rules[ruleKey{scope, metric}]; ok {
+		return r, nil
+	}
+	r, err := activeRule(ctx, g.q, scope, metric)
+	if err != nil {
+		return store.Rule{}, err
+	}
+	g.rules[ruleKey{scope, metric}] = r
+	return r, nil
+}
+
+// flush writes what the group's accepted commands changed: per scope, the
+// new customers, account totals, blocks, ledger entries, usage events and
+// stored answers.
+func (g *group) flush(ctx context.Context) error {
+	writes := make(map[store.Scope]*store.Writes)
+	var order []store.Scope
+	w := func(s store.Scope) *store.Writes {
+		if w, ok := writes[s]; ok {
+			return w
+		}
+		w := &store.Writes{Scope: s, Lapsed: g.now.Add(-IdempotencyTTL)}
+		writes[s] = w
+		order = append(order, s)
+		return w
+	}
+	for _, acc := range g.touched {
+		acc.writes(w(acc.scope))
+	}
+	for s, recs := range g.idem {
+		w(s).Idempotency = recs
+	}
+	for _, s := range order {
+		if err := g.q.WritesApply(ctx, writes[s]); err != nil {
+			return fmt.Errorf("write group: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+)
+
+// The methods in this file serve group commit: one transaction that carries
+// the commands of many requests. They take and return many rows at once, so
+// that a backend can answer each in one statement (PostgreSQL) or one
+// prepared statement per row without a round trip (SQLite), and they take the
+// scope per row or per call, since one group may hold several tenants'
+// commands.
+
+// IdemKey is one idempotency key of one scope.
+type IdemKey struct {
+	Scope Scope
+	Key   string
+}
+
+// AccountRow is one customer loaded for a write: its row, with the account
+// totals, and its blocks that have credits left (expired or not), in creation
+// order.
+type AccountRow struct {
+	Scope    Scope
+	Customer Customer
+	Blocks   []Block
+}
+
+// AccountUpdate is an account's new totals.
+type AccountUpdate struct {
+	CustomerID string
+	Account    credit.Account
+}
+
+// BlockRemaining is a block's new remaining amount. The block is named by
+// its whole key, so that the update finds it through the primary key.
+type BlockRemaining struct {
+	CustomerID string
+	BlockID    string
+	Remaining  int64
+}
+
+// Writes is everything a group changes in one scope, in the order the rows
+// must be written: customers before their blocks, blocks before the entries
+// that name them.
+type Writes struct {
+	Scope       Scope
+	Customers   []Customer // new customers, with their first totals
+	Accounts    []AccountUpdate
+	Blocks      []Block // new blocks
+	Remaining   []BlockRemaining
+	Ledger      []LedgerEntry
+	Usage       []UsageEvent
+	Idempotency []IdempotencyRecord
+	// Lapsed is the creation time before which a stored idempotency record
+	// has lapsed: a new record for its key replaces it.
+	Lapsed time.Time
+}
+
+// Empty reports whether w writes nothing.
+func (w *Writes) Empty() bool {
+	return len(w.Customers) == 0 && len(w.Accounts) == 0 && len(w.Blocks) == 0 && len(w.Remaining) == 0 &&
+		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Idempotency) == 0
+}
+
+// GroupQ is what a group commit needs of a transaction, beyond Q.
+type GroupQ interface {
+	// IdempotencyLockAll takes the locks of keys (see IdempotencyLock) in one
+	// global order, whatever the order of keys, so that groups that share
+	// keys wait for each other instead of deadlocking.
+	IdempotencyLockAll(ctx context.Context, keys []IdemKey) error
+	// IdempotencyGetAll returns the records stored at or after since for
+	// keys, in any order; keys without one are left out.
+	IdempotencyGetAll(ctx context.Context, keys []IdemKey, since time.Time) ([]IdemRecord, error)
+	// CustomerIDsByExternal maps the external ids of one scope to customer
+	// ids; unknown external ids are left out.
+	CustomerIDsByExternal(ctx context.Context, s Scope, externalIDs []string) (map[string]string, error)
+	// AccountsLoad locks the accounts of refs, in one global order (scope,
+	// then customer id) whatever the order of refs, and returns them with
+	// their blocks that have credits left. Unknown customers are left out.
+	AccountsLoad(ctx context.Context, refs []CustomerRef) ([]AccountRow, error)
+	// WritesApply writes w, in as few statements as the backend allows.
+	WritesApply(ctx context.Context, w *Writes) error
+}
+
+// IdemRecord is an idempotency record with its scope.
+type IdemRecord struct {
+	Scope Scope
+	IdempotencyRecord
+}
