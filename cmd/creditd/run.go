@@ -22,6 +22,12 @@ Usage:
   creditd migrate                    bring the database schema up to date
   creditd keys create --env test|live
                                      print a new API key for the server's tenant
+  creditd bench [--mode usage|batch|check] [--customers N] [--concurrency C]
+                [--duration D] [--warmup D] [--rate R] [--batch-size B]
+                [--setup=false] [--json] [--url URL] [--key KEY]
+                                     load a running server over HTTP and report
+                                     throughput, latency percentiles and errors
+                                     (creditd bench -h lists every flag)
 
 Configuration (flags of serve override the environment):
   CREDITD_ADDR            listen address (default 127.0.0.1:8080)
@@ -31,6 +37,14 @@ Configuration (flags of serve override the environment):
                           instead of generating a live and a test key
   CREDITD_LOG_FORMAT      text or json (default text)
   CREDITD_SWEEP_INTERVAL  how often due expiries are recorded (default 5s)
+  CREDITD_PPROF_ADDR      serve net/http/pprof at this address, on its own
+                          listener (flag --pprof-addr; off by default). It has
+                          no authentication: bind it to loopback
+                          (127.0.0.1:6060) or a private interface only
+
+Configuration of bench:
+  CREDITD_BENCH_URL       the server to load (default http://127.0.0.1:8080)
+  CREDITD_API_KEY         the API key bench sends (or --key)
 `
 
 // run is the whole program; main only wires it to the process.
@@ -46,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keys(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -16,7 +16,9 @@ import (
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
-	if err := c.flags("serve", getenv, stderr).Parse(args); err != nil {
+	fs := c.flags("serve", getenv, stderr)
+	pprofAddr := fs.String("pprof-addr", getenv("CREDITD_PPROF_ADDR"), "serve net/http/pprof at this address, e.g. 127.0.0.1:6060; off when empty (CREDITD_PPROF_ADDR)")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
@@ -31,7 +33,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrap(ctx, st, c.bootstrapKey, time.Now(), stdout); err != nil {
 		return err
 	}
-	svc := ledger.New(st, time.Now, log)
+	svc := ledger.New(st, time.Now)
+	defer svc.Close()
 	ready := func(ctx context.Context) error {
 		_, err := st.APIKeyCount(ctx)
 		return err
@@ -40,6 +43,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Handler:           httpapi.NewServer(svc, st, log, ready),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+	}
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, stdout, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {

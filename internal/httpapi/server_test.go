@@ -371,7 +371,7 @@ func (ts *testServer) dump(t *testing.T) string {
 		return ts.dumpPostgres(t)
 	}
 	ts.dumpOnce.Do(func() {
-		db, err := sql.Open("sqlite", "file:"+ts.dbPath+"?mode=ro&_pragma=busy_timeout(10000)")
+		db, err := sql.Open("sqlite3", "file:"+ts.dbPath+"?mode=ro&_busy_timeout=10000")
 		if err != nil {
 			t.Fatalf("open database for dump: %v", err)
 		}

@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
@@ -91,7 +90,7 @@ func TestLedgerAppendOnly(t *testing.T) {
 		t.Fatalf("LedgerAppend: %v", err)
 	}
 
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
 	if err != nil {
 		t.Fatalf("sql.Open: %v", err)
 	}
@@ -101,8 +100,8 @@ func TestLedgerAppendOnly(t *testing.T) {
 		`DELETE FROM ledger_entries WHERE id = 'txn_1'`,
 	} {
 		_, err := raw.ExecContext(ctx, stmt)
-		var se *sqlite.Error
-		if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_TRIGGER {
+		var se sqlite3.Error
+		if !errors.As(err, &se) || se.ExtendedCode != sqlite3.ErrConstraintTrigger {
 			t.Errorf("%s: error = %v, want the append-only trigger's", stmt, err)
 		}
 	}

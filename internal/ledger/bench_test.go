@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
+	"github.com/creditd/creditd/internal/store/postgres"
+	"github.com/creditd/creditd/internal/pgtest"
+	"github.com/creditd/creditd/internal/store/sqlite"
+)
+
+// BenchmarkUsage measures the service's write path alone (no HTTP): usage
+// debits with unique keys from 32 goroutines, over many customers and over
+// one hot customer, on each store.
+//
+//	go test ./internal/ledger -run '^$' -bench Usage -benchtime 20000x
+func BenchmarkUsage(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, customers := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("%s/customers=%d", backend, customers), func(b *testing.B) {
+				var st store.Store
+				var err error
+				if backend == "sqlite" {
+					st, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
+				} else {
+					st, err = postgres.Open(context.Background(), pgtest.NewDatabase(b))
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				if err := st.Migrate(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				svc := New(st, time.Now)
+				defer svc.Close()
+				f := &fixture{st: st, svc: svc}
+				ctx := context.Background()
+				exec := func(key string, cmd Command) {
+					if _, err := svc.Execute(ctx, Request{Scope: scope, Key: key, Method: "POST", Path: "/x"}, func() (Command, error) { return cmd, nil }); err != nil {
+						b.Fatal(err)
+					}
+				}
+				exec("m", CreateMetric{In: MetricInput{Key: "msg"}, Encode: jsonOf[store.Metric](201)})
+				exec("r", CreateRule{MetricKey: "msg", Rule: credit.Rule{CostType: credit.CostPerUnit, UnitCost: 1, UnitSize: 1}, Encode: jsonOf[store.Rule](201)})
+				for i := range customers {
+					in := GrantInput{Customer: CustomerRef{ExternalID: fmt.Sprint("c", i)}, AutoCreate: true, Credits: 1 << 50, Source: "topup"}
+					exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
+				}
+				_ = f
+				var n atomic.Int64
+				b.SetParallelism(16) // 32 goroutines on 2 cores
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := n.Add(1)
+						key := fmt.Sprint("u", i)
+						exec(key, usage(fmt.Sprint("c", i%int64(customers)), "msg", 1, key))
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "debits/s")
+			})
+		}
+	}
+}
