@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/internal/store"
 	"github.com/creditd/creditd/internal/store/postgres"
-	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/internal/store/sqlite"
 )
 

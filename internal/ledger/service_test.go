@@ -126,8 +126,10 @@ func (f *fixture) metric(t *testing.T, s store.Scope, key string, unitCost int64
 
 func usage(ext, metric string, units int64, key string) Usage {
 	return Usage{
-		In:     UsageInput{Customer: CustomerRef{ExternalID: ext}, MetricKey: metric, Units: units, IdempotencyKey: key},
-		Encode: func(r UsageResult) (int, []byte, error) { return 200, []byte(fmt.Sprintf(`{"event_id":%q}`, r.Event.ID)), nil },
+		In: UsageInput{Customer: CustomerRef{ExternalID: ext}, MetricKey: metric, Units: units, IdempotencyKey: key},
+		Encode: func(r UsageResult) (int, []byte, error) {
+			return 200, []byte(fmt.Sprintf(`{"event_id":%q}`, r.Event.ID)), nil
+		},
 	}
 }
 
@@ -190,4 +192,3 @@ func (f *fixture) waitQueued(t *testing.T, n int) {
 }
 
 func isCode(err error, code string) bool { return credit.ErrorCode(err) == code }
-

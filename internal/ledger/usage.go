@@ -120,7 +120,7 @@ type UsageBatch struct {
 	Events      []BatchEvent
 	EventMethod string
 	EventPath   string
-	EncodeEvent Encoder[UsageResult]  // an accepted event's answer, stored under its key
+	EncodeEvent Encoder[UsageResult]   // an accepted event's answer, stored under its key
 	Encode      Encoder[[]BatchResult] // the batch's answer
 }
 

@@ -23,8 +23,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/pressly/goose/v3"
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/pressly/goose/v3"
 
 	"github.com/creditd/creditd/internal/store"
 )
