@@ -9,24 +9,33 @@ import (
 	"github.com/creditd/creditd/internal/store"
 )
 
+const blockColumns = `id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
+	source, reason, currency, external_payment_id, metadata, created_at`
+
 func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
-	rows, err := c.query(ctx, `SELECT id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
-			source, reason, currency, external_payment_id, metadata, created_at
+	rows, err := c.query(ctx, `SELECT customer_id, `+blockColumns+`
 		FROM blocks WHERE tenant_id = ? AND env = ? AND customer_id = ? AND remaining_amount > 0 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
 	return collect(rows, err, "list blocks", func(r scanner) (store.Block, error) {
-		b := store.Block{CustomerID: customerID}
-		var expires sql.NullInt64
-		var meta sql.NullString
-		var created int64
-		err := r.Scan(&b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
-			&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
-		if err != nil {
-			return store.Block{}, err
-		}
-		b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullMS(expires), fromNullJSON(meta), fromMS(created)
-		return b, nil
+		var id string
+		return scanBlock(r, &id)
 	})
+}
+
+// scanBlock reads customer_id, then blockColumns.
+func scanBlock(r scanner, customerID *string) (store.Block, error) {
+	var b store.Block
+	var expires sql.NullInt64
+	var meta sql.NullString
+	var created int64
+	err := r.Scan(customerID, &b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
+		&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
+	if err != nil {
+		return store.Block{}, err
+	}
+	b.CustomerID = *customerID
+	b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullMS(expires), fromNullJSON(meta), fromMS(created)
+	return b, nil
 }
 
 func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
