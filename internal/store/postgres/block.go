@@ -10,24 +10,29 @@ import (
 	"github.com/creditd/creditd/internal/store"
 )
 
+const blockColumns = `id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
+	source, reason, currency, external_payment_id, metadata, created_at`
+
 func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
-	rows, err := c.q.Query(ctx, `SELECT id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
-			source, reason, currency, external_payment_id, metadata, created_at
+	rows, err := c.q.Query(ctx, `SELECT customer_id, `+blockColumns+`
 		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND remaining_amount > 0 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
-	return collect(rows, err, "list blocks", func(r scanner) (store.Block, error) {
-		b := store.Block{CustomerID: customerID}
-		var expires pgtype.Timestamptz
-		var meta *string
-		var created time.Time
-		err := r.Scan(&b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
-			&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
-		if err != nil {
-			return store.Block{}, err
-		}
-		b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullTS(expires), fromNullJSON(meta), fromTS(created)
-		return b, nil
-	})
+	return collect(rows, err, "list blocks", scanBlock)
+}
+
+// scanBlock reads customer_id, then blockColumns.
+func scanBlock(r scanner) (store.Block, error) {
+	var b store.Block
+	var expires pgtype.Timestamptz
+	var meta *string
+	var created time.Time
+	err := r.Scan(&b.CustomerID, &b.ID, &b.Seq, &b.Original, &b.Remaining, &b.Priority, &expires, &b.PricePaid,
+		&b.Source, &b.Reason, &b.Currency, &b.ExternalPaymentID, &meta, &created)
+	if err != nil {
+		return store.Block{}, err
+	}
+	b.ExpiresAt, b.Metadata, b.CreatedAt = fromNullTS(expires), fromNullJSON(meta), fromTS(created)
+	return b, nil
 }
 
 func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {

@@ -247,9 +247,15 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	return nil
 }
 
-// insertRows inserts rows in multi-row statements of the chunk sizes, and
-// fails with store.ErrConflict when fewer rows were written than given.
+// insertRows writes rows in multi-row statements of the chunk sizes, and
+// fails when fewer rows were written than given: with store.ErrNotFound for
+// an UPDATE (a row it names is missing, as in AccountUpdate), with
+// store.ErrConflict for an INSERT (a live row was in the way).
 func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows []T, args func(T) []any, tail string, tailArgs ...any) error {
+	short := store.ErrConflict
+	if strings.HasPrefix(head, "UPDATE") {
+		short = store.ErrNotFound
+	}
 	for len(rows) > 0 {
 		n := chunk(len(rows))
 		a := make([]any, 0, n*cols)
@@ -261,7 +267,7 @@ func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows 
 		if err != nil {
 			return interpretError(err)
 		}
-		if err := written(res, n); err != nil {
+		if err := written(res, n, short); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -269,13 +275,13 @@ func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows 
 	return nil
 }
 
-func written(res sql.Result, want int) error {
+func written(res sql.Result, want int, short error) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
 	if n != int64(want) {
-		return fmt.Errorf("%d of %d rows written: %w", n, want, store.ErrConflict)
+		return fmt.Errorf("%d of %d rows written: %w", n, want, short)
 	}
 	return nil
 }

@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/creditd/creditd/internal/store"
+)
+
+// The group-commit methods answer each call in one round trip: many rows go
+// to the server as arrays that a statement unnests, and the statements of one
+// call travel together in one batch. A round trip, not the work per row, is
+// what a group pays most for, and one statement text per kind of row keeps
+// pgx's statement cache small whatever the size of the group.
+
+// IdempotencyLockAll takes the keys' advisory locks in one statement, in the
+// order of their 64-bit hashes: two groups that share keys then wait for each
+// other instead of deadlocking. The lock key text is IdempotencyLock's, so
+// that the two kinds of callers exclude each other too. The locks are taken
+// after the sort, since PostgreSQL evaluates a volatile function of the
+// select list above the ORDER BY's sort (the plan test checks this).
+func (c conn) IdempotencyLockAll(ctx context.Context, keys []store.IdemKey) error {
+	if !c.inTx {
+		return fmt.Errorf("idempotency locks outside a transaction")
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	texts := make([]string, len(keys))
+	for i, k := range keys {
+		texts[i] = k.Scope.TenantID + "/" + k.Scope.Env + "/" + k.Key
+	}
+	_, err := c.q.Exec(ctx, `SELECT pg_advisory_xact_lock(h)
+		FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k) AS hashes
+		ORDER BY h`, texts)
+	if err != nil {
+		return fmt.Errorf("lock idempotency keys: %w", interpretError(err))
+	}
+	return nil
+}
+
+func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since time.Time) ([]store.IdemRecord, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var tenants, envs, names []string
+	seen := make(map[store.IdemKey]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] { // a repeated key would return its record twice
+			seen[k] = true
+			tenants, envs, names = append(tenants, k.Scope.TenantID), append(envs, k.Scope.Env), append(names, k.Key)
+		}
+	}
+	rows, err := c.q.Query(ctx, `SELECT i.tenant_id, i.env, i.key, i.method, i.path, i.status, i.body, i.created_at
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant_id, env, key)
+		JOIN idempotency_keys i ON i.tenant_id = k.tenant_id AND i.env = k.env AND i.key = k.key
+		WHERE i.created_at >= $4`, tenants, envs, names, ms(since))
+	return collect(rows, err, "select idempotency keys", func(r scanner) (store.IdemRecord, error) {
+		var rec store.IdemRecord
+		var created time.Time
+		err := r.Scan(&rec.Scope.TenantID, &rec.Scope.Env, &rec.Key, &rec.Method, &rec.Path, &rec.Status, &rec.Body, &created)
+		rec.CreatedAt = fromTS(created)
+		return rec, err
+	})
+}
+
+func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, externalIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(externalIDs))
+	if len(externalIDs) == 0 {
+		return out, nil
+	}
+	rows, err := c.q.Query(ctx, `SELECT external_id, id FROM customers
+		WHERE tenant_id = $1 AND env = $2 AND external_id = ANY ($3::text[])`, s.TenantID, s.Env, externalIDs)
+	pairs, err := collect(rows, err, "select customers by external id", func(r scanner) ([2]string, error) {
+		var p [2]string
+		err := r.Scan(&p[0], &p[1])
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pairs {
+		out[p[0]] = p[1]
+	}
+	return out, nil
+}
+
+// AccountsLoad locks the customer rows in (tenant, environment, id) order,
+// LockRows running above the sort (the plan test checks this), so that
+// groups sharing customers queue instead of deadlocking; AccountLock's single
+// row lock fits the same order. Both statements go in one batch: the second
+// starts after the first has its locks, and at READ COMMITTED it then sees
+// every block committed by the previous holders of those locks.
+func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]store.AccountRow, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	var tenants, envs, ids []string
+	seen := make(map[store.CustomerRef]bool, len(refs))
+	for _, r := range refs {
+		if !seen[r] { // a repeated customer would come back twice
+			seen[r] = true
+			tenants, envs, ids = append(tenants, r.Scope.TenantID), append(envs, r.Scope.Env), append(ids, r.CustomerID)
+		}
+	}
+	var out []store.AccountRow
+	index := make(map[store.CustomerRef]int, len(ids))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT tenant_id, env, `+customerColumns+`
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (t, e, cid)
+		JOIN customers ON tenant_id = k.t AND env = k.e AND id = k.cid
+		ORDER BY tenant_id, env, id
+		FOR UPDATE OF customers`, tenants, envs, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var row store.AccountRow
+			cu, err := scanCustomer(scoped{rows, &row.Scope})
+			if err != nil {
+				return err
+			}
+			row.Customer = cu
+			index[store.CustomerRef{Scope: row.Scope, CustomerID: cu.ID}] = len(out)
+			out = append(out, row)
+		}
+		return rows.Err()
+	})
+	b.Queue(`SELECT tenant_id, env, customer_id, `+blockColumns+`
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (t, e, cid)
+		JOIN blocks ON tenant_id = k.t AND env = k.e AND customer_id = k.cid
+		WHERE remaining_amount > 0
+		ORDER BY tenant_id, env, customer_id, seq`, tenants, envs, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var s store.Scope
+			bl, err := scanBlock(scoped{rows, &s})
+			if err != nil {
+				return err
+			}
+			// A block of a customer that vanished between the two statements
+			// has no row to join; customers are never deleted, so it is none.
+			if i, ok := index[store.CustomerRef{Scope: s, CustomerID: bl.CustomerID}]; ok {
+				out[i].Blocks = append(out[i].Blocks, bl)
+			}
+		}
+		return rows.Err()
+	})
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("load accounts: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+// scoped scans a row's leading tenant_id and env into s, then the rest into
+// the destinations a single-scope scan function gives.
+type scoped struct {
+	r scanner
+	s *store.Scope
+}
+
+func (sc scoped) Scan(dest ...any) error {
+	return sc.r.Scan(append([]any{&sc.s.TenantID, &sc.s.Env}, dest...)...)
+}
+
+// WritesApply sends one statement per kind of row, all in one batch, in the
+// order of Writes' fields. Updates join the arrays on the whole primary key,
+// so each row is one index search. A short row count fails the call, and the
+// caller's rollback undoes the statements that ran after it.
+func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
+	s := w.Scope
+	b := &pgx.Batch{}
+	if n := len(w.Customers); n > 0 {
+		ids, exts, names, metas := make([]string, n), make([]*string, n), make([]string, n), make([]*string, n)
+		created := make([]time.Time, n)
+		bal, res, earned, ver := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, cu := range w.Customers {
+			ids[i], exts[i], names[i], metas[i], created[i] = cu.ID, nullText(cu.ExternalID), cu.DisplayName, nullJSON(cu.Metadata), ms(cu.CreatedAt)
+			a := cu.Account
+			bal[i], res[i], earned[i], ver[i] = a.Balance, a.Reserved, a.LifetimeEarned, a.Version
+		}
+		queueRows(b, "insert customers", n, store.ErrConflict, `INSERT INTO customers (tenant_id, env, `+customerColumns+`)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+				$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])`,
+			s.TenantID, s.Env, ids, exts, names, metas, created, bal, res, earned, ver)
+	}
+	if accounts := lastPerKey(w.Accounts, func(a store.AccountUpdate) string { return a.CustomerID }); len(accounts) > 0 {
+		n := len(accounts)
+		ids, bal, res, earned, ver := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, a := range accounts {
+			ids[i], bal[i], res[i], earned[i], ver[i] = a.CustomerID, a.Account.Balance, a.Account.Reserved, a.Account.LifetimeEarned, a.Account.Version
+		}
+		queueRows(b, "update accounts", n, store.ErrNotFound, `UPDATE customers
+			SET balance = u.balance, reserved = u.reserved, lifetime_earned = u.lifetime_earned, version = u.version
+			FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+				AS u (id, balance, reserved, lifetime_earned, version)
+			WHERE customers.tenant_id = $1 AND customers.env = $2 AND customers.id = u.id`,
+			s.TenantID, s.Env, ids, bal, res, earned, ver)
+	}
+	if n := len(w.Blocks); n > 0 {
+		cust, ids := make([]string, n), make([]string, n)
+		seq, orig, rem, paid := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		prio := make([]int32, n)
+		expires := make([]pgtype.Timestamptz, n)
+		source, reason, currency, payment := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		metas, created := make([]*string, n), make([]time.Time, n)
+		for i, bl := range w.Blocks {
+			cust[i], ids[i], seq[i], orig[i], rem[i], prio[i] = bl.CustomerID, bl.ID, bl.Seq, bl.Original, bl.Remaining, int32(bl.Priority)
+			expires[i], paid[i], source[i], reason[i] = nullTS(bl.ExpiresAt), bl.PricePaid, bl.Source, bl.Reason
+			currency[i], payment[i], metas[i], created[i] = bl.Currency, bl.ExternalPaymentID, nullJSON(bl.Metadata), ms(bl.CreatedAt)
+		}
+		queueRows(b, "insert blocks", n, store.ErrConflict, `INSERT INTO blocks (tenant_id, env, customer_id, `+blockColumns+`)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::integer[],
+				$9::timestamptz[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[])`,
+			s.TenantID, s.Env, cust, ids, seq, orig, rem, prio, expires, paid, source, reason, currency, payment, metas, created)
+	}
+	type blockKey struct{ customer, block string }
+	if remaining := lastPerKey(w.Remaining, func(r store.BlockRemaining) blockKey { return blockKey{r.CustomerID, r.BlockID} }); len(remaining) > 0 {
+		n := len(remaining)
+		cust, ids, rem := make([]string, n), make([]string, n), make([]int64, n)
+		for i, r := range remaining {
+			cust[i], ids[i], rem[i] = r.CustomerID, r.BlockID, r.Remaining
+		}
+		queueRows(b, "update blocks", n, store.ErrNotFound, `UPDATE blocks SET remaining_amount = u.remaining
+			FROM unnest($3::text[], $4::text[], $5::bigint[]) AS u (customer_id, id, remaining)
+			WHERE blocks.tenant_id = $1 AND blocks.env = $2 AND blocks.customer_id = u.customer_id AND blocks.id = u.id`,
+			s.TenantID, s.Env, cust, ids, rem)
+	}
+	if len(w.Ledger) > 0 {
+		queueLedger(b, s, w.Ledger)
+	}
+	if n := len(w.Usage); n > 0 {
+		cust, ids, metrics, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		units, cost, metas, created := make([]int64, n), make([]int64, n), make([]*string, n), make([]time.Time, n)
+		for i, e := range w.Usage {
+			cust[i], ids[i], metrics[i], keys[i] = e.CustomerID, e.ID, e.MetricKey, e.IdempotencyKey
+			units[i], cost[i], metas[i], created[i] = e.Units, e.Cost, nullJSON(e.Metadata), ms(e.CreatedAt)
+		}
+		queueRows(b, "insert usage events", n, store.ErrConflict, `INSERT INTO usage_events (tenant_id, env, customer_id, id,
+				metric_key, units, cost, idempotency_key, metadata, created_at)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
+				$9::text[], $10::timestamptz[])`,
+			s.TenantID, s.Env, cust, ids, metrics, units, cost, keys, metas, created)
+	}
+	if n := len(w.Idempotency); n > 0 {
+		keys, methods, paths := make([]string, n), make([]string, n), make([]string, n)
+		status, bodies, created := make([]int32, n), make([][]byte, n), make([]time.Time, n)
+		seen := make(map[string]bool, n)
+		for i, r := range w.Idempotency {
+			// One statement cannot write a key twice (PostgreSQL refuses it);
+			// the second record of a key meets the first, live, record.
+			if seen[r.Key] {
+				return fmt.Errorf("insert idempotency keys: %q twice: %w", r.Key, store.ErrConflict)
+			}
+			seen[r.Key] = true
+			keys[i], methods[i], paths[i], status[i], bodies[i], created[i] = r.Key, r.Method, r.Path, int32(r.Status), r.Body, ms(r.CreatedAt)
+		}
+		// As in IdempotencyPut: a lapsed record is replaced, a live one is
+		// left alone, and the row count tells the two apart.
+		queueRows(b, "insert idempotency keys", n, store.ErrConflict, `INSERT INTO idempotency_keys
+				(tenant_id, env, key, method, path, status, body, created_at)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::integer[], $7::bytea[], $8::timestamptz[])
+			ON CONFLICT (tenant_id, env, key) DO UPDATE SET method = excluded.method, path = excluded.path,
+				status = excluded.status, body = excluded.body, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < $9`,
+			s.TenantID, s.Env, keys, methods, paths, status, bodies, created, ms(w.Lapsed))
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("apply writes: %w", interpretError(err))
+	}
+	return nil
+}
+
+// queueRows queues a statement that must write n rows, failing with short
+// (wrapped, named by what) when it writes fewer.
+func queueRows(b *pgx.Batch, what string, n int, short error, sql string, args ...any) {
+	b.Queue(sql, args...).Exec(func(tag pgconn.CommandTag) error {
+		if got := tag.RowsAffected(); got != int64(n) {
+			return fmt.Errorf("%s: %d of %d rows written: %w", what, got, n, short)
+		}
+		return nil
+	})
+}
+
+// queueLedger queues the entries' insert, in the slice's order, and sets each
+// entry's Seq from the identity the database gave it. Rows are inserted in
+// the order of the sorted ordinality, so the identity follows the slice;
+// RETURNING's order is not promised, so the seqs come back by id.
+func queueLedger(b *pgx.Batch, s store.Scope, entries []store.LedgerEntry) {
+	n := len(entries)
+	cust, ids, types, blocks := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	delta, after := make([]int64, n), make([]int64, n)
+	refTypes, refIDs, keys := make([]string, n), make([]string, n), make([]string, n)
+	metas, created := make([]*string, n), make([]time.Time, n)
+	at := make(map[string]int, n)
+	for i, e := range entries {
+		cust[i], ids[i], types[i], blocks[i], delta[i], after[i] = e.CustomerID, e.ID, string(e.Type), e.BlockID, e.Delta, e.BalanceAfter
+		refTypes[i], refIDs[i], keys[i], metas[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)
+		at[e.ID] = i
+	}
+	b.Queue(`INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
+			block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
+		SELECT $1, $2, customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
+			idempotency_key, metadata, created_at
+		FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[],
+				$11::text[], $12::text[], $13::timestamptz[])
+			WITH ORDINALITY AS u (customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
+				idempotency_key, metadata, created_at, ord)
+		ORDER BY ord
+		RETURNING id, seq`,
+		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, metas, created).Query(func(rows pgx.Rows) error {
+		got := 0
+		for rows.Next() {
+			var id string
+			var seq int64
+			if err := rows.Scan(&id, &seq); err != nil {
+				return err
+			}
+			if i, ok := at[id]; ok {
+				entries[i].Seq = seq
+				got++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if got != n {
+			return fmt.Errorf("append ledger entries: %d of %d rows written: %w", got, n, store.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// lastPerKey keeps the last of the items with one key, in the order of their
+// first appearance: an update statement applies a row once however often the
+// arrays name it, and the last value is the one a run of single updates
+// would leave.
+func lastPerKey[T any, K comparable](items []T, key func(T) K) []T {
+	at := make(map[K]int, len(items))
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		k := key(it)
+		if i, ok := at[k]; ok {
+			out[i] = it
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, it)
+	}
+	return out
+}
