@@ -40,7 +40,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(svc, st, log, ready),
+		Handler:           httpapi.NewServer(svc, newKeyCache(st, time.Now), log, ready),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -1,6 +1,7 @@
-// Package store is the seam between creditd's use cases and its database: one
+// Package store is the seam between creditd's service and its database: one
 // interface, Q, with thin noun-first methods that run a query and convert its
-// rows, and Store, which adds transactions. Backends (store/sqlite, later
+// rows (GroupQ, in group.go, the ones that take many rows at once for group
+// commit), and Store, which adds transactions. Backends (store/sqlite,
 // store/postgres) implement it and must pass the conformance suite in
 // store/storetest. Stores decide nothing about money: the rules live in
 // package credit and the use cases in package ledger.
