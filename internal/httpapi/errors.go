@@ -23,27 +23,45 @@ type Problem struct {
 }
 
 // problemTypes is the one table from error codes to HTTP: the status and
-// title of each problem type.
+// title of each problem type, and the help text of its page
+// (/problems/{code}).
 var problemTypes = map[string]struct {
 	status int
 	title  string
+	help   string
 }{
-	credit.EInvalid:             {http.StatusBadRequest, "Invalid request"},
-	"unauthorized":              {http.StatusUnauthorized, "Unauthorized"},
-	credit.EInsufficient:        {http.StatusPaymentRequired, "Insufficient credits"},
-	credit.ENotFound:            {http.StatusNotFound, "Not found"},
-	"method-not-allowed":        {http.StatusMethodNotAllowed, "Method not allowed"},
-	"idempotency-key-required":  {http.StatusBadRequest, "Idempotency-Key required"},
-	credit.EIdempotencyReused:   {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
-	credit.ECustomerExists:      {http.StatusConflict, "Customer exists"},
-	credit.EMetricExists:        {http.StatusConflict, "Billable metric exists"},
-	credit.EReservationInactive: {http.StatusConflict, "Reservation not active"},
-	credit.EConflict:            {http.StatusConflict, "Conflict"},
-	credit.ENoMeteringRule:      {http.StatusUnprocessableEntity, "No metering rule"},
-	"payload-too-large":         {http.StatusRequestEntityTooLarge, "Payload too large"},
-	"unsupported-media-type":    {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	"rate-limited":              {http.StatusTooManyRequests, "Rate limited"},
-	"internal":                  {http.StatusInternalServerError, "Internal server error"},
+	credit.EInvalid: {http.StatusBadRequest, "Invalid request",
+		"Something in the request itself is wrong: see the errors member for each field. Nothing was changed."},
+	"unauthorized": {http.StatusUnauthorized, "Unauthorized",
+		"Send a valid API key in X-API-Key (or Authorization: Bearer). Its qs_live_/qs_test_ prefix picks the environment."},
+	credit.EInsufficient: {http.StatusPaymentRequired, "Insufficient credits",
+		"The customer's effective balance (balance minus reservations) is below the cost; required and available say by how much. Nothing was debited."},
+	credit.ENotFound: {http.StatusNotFound, "Not found",
+		"The customer, metric or endpoint named does not exist in this key's environment."},
+	"method-not-allowed": {http.StatusMethodNotAllowed, "Method not allowed",
+		"The path exists but not with this method; see allow."},
+	"idempotency-key-required": {http.StatusBadRequest, "Idempotency-Key required",
+		"Every POST and PATCH needs an Idempotency-Key header. Retries of one operation reuse its key."},
+	credit.EIdempotencyReused: {http.StatusUnprocessableEntity, "Idempotency-Key reused",
+		"This Idempotency-Key was already used for another endpoint. Use a new key per operation."},
+	credit.ECustomerExists: {http.StatusConflict, "Customer exists",
+		"A customer with this external_id exists; customer_id names it."},
+	credit.EMetricExists: {http.StatusConflict, "Billable metric exists",
+		"A billable metric with this key exists; metric_id names it."},
+	credit.EReservationInactive: {http.StatusConflict, "Reservation not active",
+		"The reservation is no longer active; reservation_status says what it is."},
+	credit.EConflict: {http.StatusConflict, "Conflict",
+		"The request conflicts with the current state."},
+	credit.ENoMeteringRule: {http.StatusUnprocessableEntity, "No metering rule",
+		"The billable metric has no active metering rule, so its usage cannot be priced. Create one with POST /v1/metering-rules."},
+	"payload-too-large": {http.StatusRequestEntityTooLarge, "Payload too large",
+		"Request bodies are limited to 1 MiB."},
+	"unsupported-media-type": {http.StatusUnsupportedMediaType, "Unsupported media type",
+		"Request bodies are JSON: send Content-Type: application/json."},
+	"rate-limited": {http.StatusTooManyRequests, "Rate limited",
+		"Too many requests for this tenant and environment; retry after Retry-After seconds."},
+	"internal": {http.StatusInternalServerError, "Internal server error",
+		"The server failed; the request id in X-Request-Id finds it in the server's log."},
 }
 
 // newProblem returns the problem of code with detail.

@@ -1,12 +1,14 @@
 package httpapi_test
 
 // The HTTP API's tests run the real handler over a real store (no mocks of
-// the store), with a fake clock that tests advance instead of sleeping. The
-// whole suite runs twice: on SQLite in a temporary directory, then on a fresh
-// database of a throwaway PostgreSQL server (TestMain). This file holds the test server and the
-// helpers every test file shares: requests, decoding, problem assertions and
-// a snapshot of the database to prove that a rejected request changed
-// nothing.
+// the store), with a fake clock that tests advance instead of sleeping. Every
+// test runs once per backend, as the subtests sqlite (a temporary directory)
+// and postgres (a fresh database of a throwaway PostgreSQL server, which
+// TestMain stops), so that both stores show the same API behaviour: go test
+// -run 'TestUsage/postgres' picks one. This file holds the test server and
+// the helpers every test file shares: requests, decoding, problem
+// assertions, a snapshot of the database to prove that a rejected request
+// changed nothing, and the money invariants checked after every test.
 
 import (
 	"bytes"
@@ -39,23 +41,22 @@ import (
 	"github.com/creditd/creditd/internal/store/sqlite"
 )
 
-// backend is the store the suite runs on in this pass: "sqlite" or
-// "postgres".
-var backend string
+// TestMain stops the PostgreSQL server when the tests end.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// TestMain runs every test on each backend in turn, so that both stores show
-// the same API behaviour, then stops the PostgreSQL server.
-func TestMain(m *testing.M) {
-	code := 0
-	for _, b := range []string{"sqlite", "postgres"} {
-		backend = b
-		fmt.Fprintf(os.Stderr, "httpapi tests on %s\n", b)
-		if c := m.Run(); c != 0 {
-			code = c
-		}
+// backends are the stores every test runs on, by subtest name.
+var backends = []string{"sqlite", "postgres"}
+
+// forEachBackend runs test once per backend, as parallel subtests named after
+// the backend, each on a test server of its own. The postgres subtest skips
+// when the PostgreSQL binaries are missing (pgtest).
+func forEachBackend(t *testing.T, test func(t *testing.T, ts *testServer)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			test(t, newTestServer(t, b))
+		})
 	}
-	pgtest.Stop()
-	os.Exit(code)
 }
 
 // epoch is where every test server's clock starts: 2026-04-13T14:00:00Z,
@@ -87,6 +88,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // testServer is one creditd API over its own database.
 type testServer struct {
 	URL     string
+	backend string // "sqlite" or "postgres"
 	clock   *fakeClock
 	store   store.Store
 	dbPath  string // SQLite file, when backend is sqlite
@@ -95,16 +97,20 @@ type testServer struct {
 	liveKey string // qs_live_ key of the first tenant
 	idem    atomic.Int64
 
+	scopes    []store.Scope // every scope addTenant made keys for
+	closeOnce sync.Once
+
 	dumpOnce sync.Once
 	dumpDB   *sql.DB
 	dumpPG   *pgx.Conn
 }
 
-// newTestServer starts a server with one tenant that has a test and a live
-// key. Any error the server logs (a 500, a panic) fails the test.
-func newTestServer(t *testing.T) *testServer {
+// newTestServer starts a server on backend with one tenant that has a test
+// and a live key. Any error the server logs (a 500, a panic) fails the test,
+// and so does a broken money invariant in any of its scopes at the end.
+func newTestServer(t *testing.T, backend string) *testServer {
 	t.Helper()
-	ts := &testServer{clock: &fakeClock{now: epoch}}
+	ts := &testServer{backend: backend, clock: &fakeClock{now: epoch}}
 	switch backend {
 	case "postgres":
 		ts.dbURL = pgtest.NewDatabase(t)
@@ -113,15 +119,19 @@ func newTestServer(t *testing.T) *testServer {
 			t.Fatalf("postgres.Open: %v", err)
 		}
 		ts.store = st
-	default:
+	case "sqlite":
 		ts.dbPath = filepath.Join(t.TempDir(), "creditd.db")
 		st, err := sqlite.Open(ts.dbPath)
 		if err != nil {
 			t.Fatalf("sqlite.Open: %v", err)
 		}
 		ts.store = st
+	default:
+		t.Fatalf("unknown backend %q", backend)
 	}
-	t.Cleanup(func() { ts.store.Close() })
+	// Cleanups run last first: the server stops, then the service, then
+	// this checks the invariants and closes the store.
+	t.Cleanup(func() { ts.closeStore(t) })
 	if err := ts.store.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -176,7 +186,26 @@ func (ts *testServer) addTenant(t *testing.T, name string) (testKey, liveKey str
 	if err != nil {
 		t.Fatalf("create tenant %q: %v", name, err)
 	}
+	ts.scopes = append(ts.scopes, store.Scope{TenantID: tn.ID, Env: apikey.Test}, store.Scope{TenantID: tn.ID, Env: apikey.Live})
 	return keys[0], keys[1]
+}
+
+// closeStore checks the money invariants (ledger.CheckInvariants) of every
+// scope the test made keys for, each in one snapshot, then closes the store.
+// Calls after the first do nothing. The test's writes must be over.
+func (ts *testServer) closeStore(t *testing.T) {
+	t.Helper()
+	ts.closeOnce.Do(func() {
+		// Not t.Context: it is already cancelled when cleanups run.
+		ctx := context.Background()
+		for _, scope := range ts.scopes {
+			err := ts.store.Read(ctx, func(q store.Q) error { return ledger.CheckInvariants(ctx, q, scope) })
+			if err != nil {
+				t.Errorf("money invariants of tenant %s, env %s: %v", scope.TenantID, scope.Env, err)
+			}
+		}
+		ts.store.Close()
+	})
 }
 
 type lockedBuffer struct {
@@ -367,11 +396,11 @@ func (r resp) wantProblem(t *testing.T, status int, code string, fields ...strin
 // whole state, to compare before and after a request that must change nothing.
 func (ts *testServer) dump(t *testing.T) string {
 	t.Helper()
-	if backend == "postgres" {
+	if ts.backend == "postgres" {
 		return ts.dumpPostgres(t)
 	}
 	ts.dumpOnce.Do(func() {
-		db, err := sql.Open("sqlite3", "file:"+ts.dbPath+"?mode=ro&_busy_timeout=10000")
+		db, err := sql.Open(sqlite.DriverName, "file:"+ts.dbPath+"?mode=ro")
 		if err != nil {
 			t.Fatalf("open database for dump: %v", err)
 		}
@@ -488,11 +517,13 @@ func (ts *testServer) dumpPostgres(t *testing.T) string {
 }
 
 // deadlocks returns how many deadlocks PostgreSQL detected in the test's
-// database. The server's connections are closed first: a backend reports its
-// statistics when it exits, at the latest.
+// database. The server's connections are closed first (closeStore, which
+// checks the invariants then): a PostgreSQL server process reports its
+// statistics when it exits, at the latest. The server takes no more requests
+// after.
 func (ts *testServer) deadlocks(t *testing.T) int64 {
 	t.Helper()
-	ts.store.Close()
+	ts.closeStore(t)
 	conn, err := pgx.Connect(t.Context(), ts.dbURL)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
