@@ -184,6 +184,10 @@ func runHammer(t *testing.T, c *cluster) {
 
 	h.verify()
 
+	// The database itself, with every server stopped.
+	c.stopAll(t)
+	checkInvariants(t, c.dbURL)
+
 	if len(h.failures) > 0 {
 		for _, f := range h.failures {
 			t.Error(f)

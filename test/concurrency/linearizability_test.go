@@ -210,6 +210,10 @@ func runLinearizability(t *testing.T, c *cluster) {
 	}
 	wg.Wait()
 	took := time.Since(l.t0)
+	// The history is complete: the servers can go, and the database itself
+	// must hold every invariant whatever porcupine finds.
+	c.stopAll(t)
+	checkInvariants(t, c.dbURL)
 	if len(l.errs) > 0 {
 		for _, e := range l.errs {
 			t.Error(e)

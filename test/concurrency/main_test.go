@@ -74,6 +74,7 @@ type instance struct {
 	exited  chan struct{}
 	waitErr error
 	dumped  bool // its logs were printed already
+	killed  bool // stopped with SIGKILL on purpose: its exit status is no failure
 }
 
 // startInstance starts "creditd serve" on dbURL with key installed if the
@@ -159,11 +160,32 @@ func (in *instance) stop(t *testing.T) {
 		}
 	}
 	in.cancel()
-	if in.waitErr != nil {
+	if in.waitErr != nil && !in.killed {
 		t.Errorf("%s exited with %v", in.name, in.waitErr)
 	}
 	if t.Failed() && !in.dumped {
 		in.dumpLogs(t, nil)
+	}
+}
+
+// kill sends SIGKILL, a crash in the middle of whatever the process was
+// doing, and waits until it is gone.
+func (in *instance) kill(t *testing.T) {
+	t.Helper()
+	in.killed = true
+	if err := in.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		select {
+		case <-in.exited: // it had exited already: that is the failure
+			t.Errorf("%s had exited before it was killed: %v\nstderr:\n%s", in.name, in.waitErr, in.stderr)
+			return
+		default:
+			t.Fatalf("%s: SIGKILL: %v", in.name, err)
+		}
+	}
+	select {
+	case <-in.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s still runs 20 s after SIGKILL", in.name)
 	}
 }
 
@@ -390,6 +412,7 @@ const metricKey = "hammer_units"
 
 // cluster is the servers of one test and the customer they all work on.
 type cluster struct {
+	dbURL    string // the database every instance serves
 	insts    []*instance
 	api      *api
 	customer string // UUID
@@ -416,7 +439,7 @@ func newCluster(t *testing.T, dbURL string, n int) *cluster {
 	hc := newHTTPClient()
 	t.Cleanup(hc.CloseIdleConnections)
 	key := testKey(t)
-	c := &cluster{api: &api{hc: hc, key: key}}
+	c := &cluster{dbURL: dbURL, api: &api{hc: hc, key: key}}
 	for i := range n {
 		c.insts = append(c.insts, startInstance(t, fmt.Sprintf("creditd-%d", i+1), dbURL, key, hc))
 	}
@@ -475,6 +498,15 @@ func (c *cluster) ledger(t *testing.T) (entries []entryJSON, pages int) {
 			t.Fatalf("ledger page %d: has_more with %d entries", pages, len(page.Data))
 		}
 		cursor = *page.Pagination.NextCursor
+	}
+}
+
+// stopAll stops every instance (SIGTERM, a graceful exit), so that the
+// database can be read directly with nothing writing to it.
+func (c *cluster) stopAll(t *testing.T) {
+	t.Helper()
+	for _, in := range c.insts {
+		in.stop(t)
 	}
 }
 

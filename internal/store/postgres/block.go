@@ -57,8 +57,17 @@ func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID s
 }
 
 func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
-	rows, err := c.q.Query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
-		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2`, ms(now), limit)
+	// The limit is on the blocks, taken in expiry order from blocks_expiring,
+	// and DISTINCT runs on those: so a call reads at most limit index
+	// entries. With DISTINCT ... LIMIT over the whole table, PostgreSQL may
+	// walk blocks_live in customer order, filtering on the expiry, through
+	// every live block when few are due (the plan test caught it). A call
+	// may return fewer than limit customers while more are due; the sweeper
+	// calls again.
+	rows, err := c.q.Query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM (
+			SELECT tenant_id, env, customer_id FROM blocks
+			WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1
+			ORDER BY expires_at LIMIT $2) AS due`, ms(now), limit)
 	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerRef, error) {
 		var r store.CustomerRef
 		err := sc.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,17 +57,24 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 			tenants, envs, names = append(tenants, k.Scope.TenantID), append(envs, k.Scope.Env), append(names, k.Key)
 		}
 	}
+	// since is applied here, not in SQL: a created_at condition would let the
+	// planner walk idempotency_keys_created through every tenant's recent
+	// keys when its statistics say few are recent, a cost that grows with
+	// traffic; the primary key finds at most one row per key either way.
 	rows, err := c.q.Query(ctx, `SELECT i.tenant_id, i.env, i.key, i.method, i.path, i.status, i.body, i.created_at
 		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant_id, env, key)
-		JOIN idempotency_keys i ON i.tenant_id = k.tenant_id AND i.env = k.env AND i.key = k.key
-		WHERE i.created_at >= $4`, tenants, envs, names, ms(since))
-	return collect(rows, err, "select idempotency keys", func(r scanner) (store.IdemRecord, error) {
+		JOIN idempotency_keys i ON i.tenant_id = k.tenant_id AND i.env = k.env AND i.key = k.key`, tenants, envs, names)
+	recs, err := collect(rows, err, "select idempotency keys", func(r scanner) (store.IdemRecord, error) {
 		var rec store.IdemRecord
 		var created time.Time
 		err := r.Scan(&rec.Scope.TenantID, &rec.Scope.Env, &rec.Key, &rec.Method, &rec.Path, &rec.Status, &rec.Body, &created)
 		rec.CreatedAt = fromTS(created)
 		return rec, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(recs, func(r store.IdemRecord) bool { return r.CreatedAt.Before(ms(since)) }), nil
 }
 
 func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, externalIDs []string) (map[string]string, error) {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
 )
@@ -26,6 +28,9 @@ func (c conn) LedgerAppend(ctx context.Context, s store.Scope, entries []store.L
 	return nil
 }
 
+const entryColumns = `seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
+	idempotency_key, metadata, created_at`
+
 func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryType string, p store.Page) ([]store.LedgerEntry, error) {
 	before := int64(math.MaxInt64)
 	if p.After != "" {
@@ -35,10 +40,21 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 		}
 		before = v
 	}
-	rows, err := c.q.Query(ctx, `SELECT seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
-			idempotency_key, metadata, created_at
-		FROM ledger_entries WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND seq < $4 AND ($5 = '' OR type = $5)
-		ORDER BY seq DESC LIMIT $6`, s.TenantID, s.Env, customerID, before, entryType, p.Limit)
+	// Two statements, not one with "($5 = '' OR type = $5)": a filter that
+	// may be off cannot bind an index column in a cached (generic) plan, and
+	// a list of one type would read the customer's whole history to find its
+	// page.
+	var rows pgx.Rows
+	var err error
+	if entryType == "" {
+		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+			WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND seq < $4
+			ORDER BY seq DESC LIMIT $5`, s.TenantID, s.Env, customerID, before, p.Limit)
+	} else {
+		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+			WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND type = $4 AND seq < $5
+			ORDER BY seq DESC LIMIT $6`, s.TenantID, s.Env, customerID, entryType, before, p.Limit)
+	}
 	return collect(rows, err, "list ledger", func(r scanner) (store.LedgerEntry, error) {
 		e := store.LedgerEntry{CustomerID: customerID}
 		var typ string

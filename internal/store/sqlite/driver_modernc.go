@@ -16,7 +16,7 @@ const DriverName = "sqlite"
 // dsnParams: see driver_mattn.go; modernc takes the pragmas by name.
 func dsnParams(readOnly bool) url.Values {
 	p := url.Values{}
-	for _, pragma := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
+	for _, pragma := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(" + cacheSize + ")"} {
 		p.Add("_pragma", pragma)
 	}
 	if readOnly {

@@ -29,6 +29,9 @@ func (c conn) LedgerAppend(ctx context.Context, s store.Scope, entries []store.L
 	return nil
 }
 
+const entryColumns = `seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
+	idempotency_key, metadata, created_at`
+
 func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryType string, p store.Page) ([]store.LedgerEntry, error) {
 	before := int64(math.MaxInt64)
 	if p.After != "" {
@@ -38,10 +41,20 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 		}
 		before = v
 	}
-	rows, err := c.query(ctx, `SELECT seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
-			idempotency_key, metadata, created_at
-		FROM ledger_entries WHERE tenant_id = ? AND env = ? AND customer_id = ? AND seq < ? AND (? = '' OR type = ?)
-		ORDER BY seq DESC LIMIT ?`, s.TenantID, s.Env, customerID, before, entryType, entryType, p.Limit)
+	// Two statements, not one with "(? = '' OR type = ?)": a filter that may
+	// be off cannot bind an index column, and a list of one type would read
+	// the customer's whole history to find its page.
+	var rows *sql.Rows
+	var err error
+	if entryType == "" {
+		rows, err = c.query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+			WHERE tenant_id = ? AND env = ? AND customer_id = ? AND seq < ?
+			ORDER BY seq DESC LIMIT ?`, s.TenantID, s.Env, customerID, before, p.Limit)
+	} else {
+		rows, err = c.query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+			WHERE tenant_id = ? AND env = ? AND customer_id = ? AND type = ? AND seq < ?
+			ORDER BY seq DESC LIMIT ?`, s.TenantID, s.Env, customerID, entryType, before, p.Limit)
+	}
 	return collect(rows, err, "list ledger", func(r scanner) (store.LedgerEntry, error) {
 		e := store.LedgerEntry{CustomerID: customerID}
 		var typ string
