@@ -22,11 +22,11 @@ func dsnParams(readOnly bool) url.Values {
 	p.Set("_synchronous", "FULL")
 	p.Set("_busy_timeout", "10000")
 	p.Set("_foreign_keys", "on")
-	p.Set("_cache_size", cacheSize)
 	if readOnly {
 		p.Set("_query_only", "on")
 	} else {
 		p.Set("_txlock", "immediate")
+		p.Set("_cache_size", writerCacheSize)
 	}
 	return p
 }

@@ -16,13 +16,14 @@ const DriverName = "sqlite"
 // dsnParams: see driver_mattn.go; modernc takes the pragmas by name.
 func dsnParams(readOnly bool) url.Values {
 	p := url.Values{}
-	for _, pragma := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(" + cacheSize + ")"} {
+	for _, pragma := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
 		p.Add("_pragma", pragma)
 	}
 	if readOnly {
 		p.Add("_pragma", "query_only(ON)")
 	} else {
 		p.Set("_txlock", "immediate")
+		p.Add("_pragma", "cache_size("+writerCacheSize+")")
 	}
 	return p
 }

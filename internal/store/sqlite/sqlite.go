@@ -46,10 +46,11 @@ type DB struct {
 	stop, stopped chan struct{} // the checkpointer's
 }
 
-// cacheSize is each connection's page cache, in KiB when negative. SQLite's
+// writerCacheSize is the writer's page cache, in KiB when negative: SQLite's
 // 2 MiB default made a write path spread over 10,000 customers read most of
-// its pages back from the operating system.
-const cacheSize = "-65536"
+// its pages back from the operating system. Readers keep the default, since a
+// reader empties its whole cache whenever it sees that the writer committed.
+const writerCacheSize = "-65536"
 
 // checkpointEvery is how often the WAL is copied back into the database.
 const checkpointEvery = 100 * time.Millisecond

@@ -1,0 +1,10 @@
+-- +goose Up
+-- A customer's ledger listed by type (GET …/ledger?type=usage) finds its
+-- page through this index instead of reading the customer's whole history.
+-- Built inside goose's transaction, which blocks ledger writes while it
+-- runs: fine for the databases that exist today; a large one would want
+-- CREATE INDEX CONCURRENTLY in a migration without a transaction.
+CREATE INDEX ledger_entries_customer_type ON ledger_entries (tenant_id, env, customer_id, type, seq);
+
+-- +goose Down
+DROP INDEX ledger_entries_customer_type;
