@@ -22,7 +22,7 @@ import (
 //	go test ./internal/ledger -run '^$' -bench Usage -benchtime 20000x
 func BenchmarkUsage(b *testing.B) {
 	for _, backend := range []string{"sqlite", "postgres"} {
-		for _, customers := range []int{1, 1000} {
+		for _, customers := range []int{1, 10000} {
 			b.Run(fmt.Sprintf("%s/customers=%d", backend, customers), func(b *testing.B) {
 				var st store.Store
 				var err error
@@ -54,6 +54,8 @@ func BenchmarkUsage(b *testing.B) {
 					exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
 				}
 				_ = f
+				var groups, cmds atomic.Int64
+				svc.onGroup = func(size int) { groups.Add(1); cmds.Add(int64(size)) }
 				var n atomic.Int64
 				b.SetParallelism(16) // 32 goroutines on 2 cores
 				b.ResetTimer()
@@ -65,6 +67,7 @@ func BenchmarkUsage(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "debits/s")
+				b.ReportMetric(float64(cmds.Load())/float64(max(1, groups.Load())), "cmds/group")
 			})
 		}
 	}

@@ -11,14 +11,22 @@ import (
 
 // Group commit. A committer takes the commands that are waiting when it is
 // free and runs them in one transaction: one lock and one load per customer,
-// one write per row kind, one commit (one fsync) for all. Nobody waits for a
-// group to fill: a command alone is taken at once, and a group holds what
-// queued while the one before it committed. So with no concurrency a command
-// commits straight away, and under load the groups grow by themselves.
+// one write per row kind, one commit (one fsync) for all. A command alone is
+// taken at once. Under load, the clients answered by the last group come
+// back within a fraction of a commit; taking only what is queued at that
+// instant made groups of three where thirty were on their way (measured: 3.4
+// commands a group with 32 clients, an fsync for each). So a committer that
+// saw a group of n waits up to linger for n commands before it starts the
+// next group; a wait that times out lowers n to what came, so a client alone
+// again pays the wait once.
 
 // maxGroup bounds a group's weight (a batch counts its events): a bigger
 // group holds the database's write lock longer.
 const maxGroup = 1024
+
+// linger bounds the wait for the rest of a group: about the time a client
+// takes to send its next request, well under a commit's.
+const linger = 500 * time.Microsecond
 
 // txTimeout bounds one group's transaction. The requests in it may give up
 // sooner; the transaction does not depend on any one of them.
@@ -32,6 +40,9 @@ type committer struct {
 	svc   *Service
 	queue chan *pending
 	done  chan struct{}
+	// expect is how many commands the next group waits for: the size of
+	// the groups seen lately (see linger).
+	expect int
 }
 
 // pending is one command waiting for its group.
@@ -83,6 +94,8 @@ func (c *committer) stop() {
 
 func (c *committer) run() {
 	defer close(c.done)
+	timer := time.NewTimer(0)
+	<-timer.C
 	for first := range c.queue {
 		group := []*pending{first}
 		weight := first.cmd.size()
@@ -99,8 +112,40 @@ func (c *committer) run() {
 				break fill
 			}
 		}
+		if len(group) < c.expect && weight < maxGroup {
+			group, weight = c.gather(group, weight, timer)
+		}
+		c.expect = max(c.expect, len(group))
 		c.commit(group)
 	}
+}
+
+// gather waits up to linger for the group to reach the size expected. On a
+// time-out the expectation drops to what came.
+func (c *committer) gather(group []*pending, weight int, timer *time.Timer) ([]*pending, int) {
+	timer.Reset(linger)
+	defer func() {
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}()
+	for len(group) < c.expect && weight < maxGroup {
+		select {
+		case p, ok := <-c.queue:
+			if !ok {
+				return group, weight
+			}
+			group = append(group, p)
+			weight += p.cmd.size()
+		case <-timer.C:
+			c.expect = len(group)
+			return group, weight
+		}
+	}
+	return group, weight
 }
 
 // commit runs a group and answers each of its commands. When the group's

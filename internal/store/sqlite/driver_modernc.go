@@ -1,4 +1,4 @@
-//go:build modernc
+//go:build !mattn
 
 package sqlite
 
@@ -13,7 +13,10 @@ import (
 // DriverName is the database/sql driver the store registers and uses.
 const DriverName = "sqlite"
 
-// dsnParams: see driver_mattn.go; modernc takes the pragmas by name.
+// dsnParams are the settings of every connection: WAL lets readers run
+// beside the writer, synchronous=FULL makes every commit durable before we
+// answer, and foreign keys are off by default in SQLite. Readers take no
+// lock at BEGIN and cannot write.
 func dsnParams(readOnly bool) url.Values {
 	p := url.Values{}
 	for _, pragma := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
