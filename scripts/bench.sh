@@ -20,7 +20,9 @@
 #
 # Knobs: DURATION (default 10s; whole seconds, "10" or "10s") and CLIENTS
 # (default 32): each measured run's length and its concurrency, the same for
-# pgbench and creditd.
+# pgbench and creditd. SCALE=1 adds the data-size runs (the same 100
+# customers debited with 100 and with SCALE_CUSTOMERS, default 100,000,
+# customers in the database).
 #
 # Usage: scripts/bench.sh            DURATION=3s CLIENTS=16 scripts/bench.sh
 set -euo pipefail
@@ -231,6 +233,32 @@ run_creditd() {
 
 run_creditd sqlite "sqlite:$work/creditd.db"
 run_creditd postgres "postgres:///creditd?host=$pgdir&user=postgres&sslmode=disable"
+
+# run_scale STORE DATABASE_URL: does a debit's cost grow with the data? The
+# same 100 customers are debited on a database that holds 100 customers, then
+# on the same database grown to SCALE_CUSTOMERS; the two figures should
+# match. Off unless SCALE=1: growing the database takes a while.
+run_scale() {
+  local store=$1
+  start_creditd "$store" "$2"
+  echo "== creditd on $store: scale, 100 customers"
+  "$work/creditd" bench --customers 100 --concurrency "$CLIENTS" --duration 0 >/dev/null 2>"$work/setup-scale-$store.log" ||
+    die "creditd bench setup on $store failed"
+  measure "$store" "usage, 100 of 100 customers" - events_per_sec --mode usage --customers 100
+  echo "== creditd on $store: growing to $SCALE_CUSTOMERS customers"
+  "$work/creditd" bench --customers "$SCALE_CUSTOMERS" --concurrency "$CLIENTS" --duration 0 >/dev/null 2>>"$work/setup-scale-$store.log" ||
+    die "creditd bench setup on $store failed"
+  measure "$store" "usage, 100 of $SCALE_CUSTOMERS customers" - events_per_sec --mode usage --customers 100
+  measure "$store" "usage, $SCALE_CUSTOMERS customers" - events_per_sec --mode usage --customers "$SCALE_CUSTOMERS"
+  stop_creditd
+}
+
+if [[ ${SCALE:-0} == 1 ]]; then
+  SCALE_CUSTOMERS=${SCALE_CUSTOMERS:-100000}
+  run_scale sqlite "sqlite:$work/scale.db"
+  sql -d postgres -c "CREATE DATABASE creditd_scale"
+  run_scale postgres "postgres:///creditd_scale?host=$pgdir&user=postgres&sslmode=disable"
+fi
 
 # --- report ---------------------------------------------------------------------
 
