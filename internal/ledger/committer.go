@@ -113,7 +113,7 @@ func (c *committer) run() {
 			}
 		}
 		if len(group) < c.expect && weight < maxGroup {
-			group, weight = c.gather(group, weight, timer)
+			group = c.gather(group, weight, timer)
 		}
 		c.expect = max(c.expect, len(group))
 		c.commit(group)
@@ -122,7 +122,7 @@ func (c *committer) run() {
 
 // gather waits up to linger for the group to reach the size expected. On a
 // time-out the expectation drops to what came.
-func (c *committer) gather(group []*pending, weight int, timer *time.Timer) ([]*pending, int) {
+func (c *committer) gather(group []*pending, weight int, timer *time.Timer) []*pending {
 	timer.Reset(linger)
 	defer func() {
 		if !timer.Stop() {
@@ -136,16 +136,16 @@ func (c *committer) gather(group []*pending, weight int, timer *time.Timer) ([]*
 		select {
 		case p, ok := <-c.queue:
 			if !ok {
-				return group, weight
+				return group
 			}
 			group = append(group, p)
 			weight += p.cmd.size()
 		case <-timer.C:
 			c.expect = len(group)
-			return group, weight
+			return group
 		}
 	}
-	return group, weight
+	return group
 }
 
 // commit runs a group and answers each of its commands. When the group's

@@ -139,7 +139,7 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 			g.records[idemKey{r.Scope, r.Key}] = r.IdempotencyRecord
 		}
 	}
-	var load []store.CustomerRef
+	var load []store.CustomerKey
 	for _, scope := range scopes {
 		var ids, externals []string
 		for _, r := range byScope[scope].refs {
@@ -162,7 +162,7 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 			}
 		}
 		for _, id := range ids {
-			load = append(load, store.CustomerRef{Scope: scope, CustomerID: id})
+			load = append(load, store.CustomerKey{Scope: scope, CustomerID: id})
 		}
 	}
 	if len(load) == 0 {

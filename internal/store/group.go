@@ -45,7 +45,8 @@ type BlockRemaining struct {
 
 // Writes is everything a group changes in one scope, in the order the rows
 // must be written: customers before their blocks, blocks before the entries
-// that name them.
+// that name them. WritesApply does not set the entries' Seq: the ledger is
+// read back, numbered, through LedgerList.
 type Writes struct {
 	Scope       Scope
 	Customers   []Customer // new customers, with their first totals
@@ -68,9 +69,12 @@ func (w *Writes) Empty() bool {
 
 // GroupQ is what a group commit needs of a transaction, beyond Q.
 type GroupQ interface {
-	// IdempotencyLockAll takes the locks of keys (see IdempotencyLock) in one
-	// global order, whatever the order of keys, so that groups that share
-	// keys wait for each other instead of deadlocking.
+	// IdempotencyLockAll takes the locks of keys, held until the transaction
+	// ends, so that the transactions that use one key serialize, across
+	// processes where the backend has several writers, even before a record
+	// for the key exists. It takes them in one global order, whatever the
+	// order of keys, so that groups that share keys wait for each other
+	// instead of deadlocking. It fails outside a transaction.
 	IdempotencyLockAll(ctx context.Context, keys []IdemKey) error
 	// IdempotencyGetAll returns the records stored at or after since for
 	// keys, in any order; keys without one are left out.
@@ -78,11 +82,16 @@ type GroupQ interface {
 	// CustomerIDsByExternal maps the external ids of one scope to customer
 	// ids; unknown external ids are left out.
 	CustomerIDsByExternal(ctx context.Context, s Scope, externalIDs []string) (map[string]string, error)
-	// AccountsLoad locks the accounts of refs, in one global order (scope,
-	// then customer id) whatever the order of refs, and returns them with
+	// AccountsLoad locks the accounts of keys, in one global order (scope,
+	// then customer id) whatever the order of keys, and returns them with
 	// their blocks that have credits left. Unknown customers are left out.
-	AccountsLoad(ctx context.Context, refs []CustomerRef) ([]AccountRow, error)
-	// WritesApply writes w, in as few statements as the backend allows.
+	AccountsLoad(ctx context.Context, keys []CustomerKey) ([]AccountRow, error)
+	// WritesApply writes w, in as few statements as the backend allows. It
+	// fails with ErrConflict when a new row's key (or a new customer's
+	// external id) is taken, or an idempotency record for one of w's keys is
+	// live (stored at or after Lapsed), and with ErrNotFound when an account
+	// or block it updates is not in w's scope. A failed call may have written
+	// some of w: its transaction must roll back.
 	WritesApply(ctx context.Context, w *Writes) error
 }
 

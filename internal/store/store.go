@@ -1,7 +1,9 @@
 // Package store is the seam between creditd's service and its database: one
 // interface, Q, with thin noun-first methods that run a query and convert its
 // rows (GroupQ, in group.go, the ones that take many rows at once for group
-// commit), and Store, which adds transactions. Backends (store/sqlite,
+// commit), and Store, which adds transactions. A customer's rows (its
+// account, blocks, ledger entries and usage events) and idempotency records
+// are written through one method only, GroupQ's WritesApply. Backends (store/sqlite,
 // store/postgres) implement it and must pass the conformance suite in
 // store/storetest. Stores decide nothing about money: the rules live in
 // package credit and the use cases in package ledger.
@@ -86,8 +88,10 @@ type Rule struct {
 	CreatedAt time.Time
 }
 
-// LedgerEntry is one appended ledger line. Seq is assigned by the store and
-// orders entries; entries are never updated or deleted.
+// LedgerEntry is one appended ledger line. Seq is assigned by the store when
+// the entry is written and orders entries; it is read back through
+// LedgerList (WritesApply leaves it unset). Entries are never updated or
+// deleted.
 type LedgerEntry struct {
 	credit.Entry
 	Seq            int64
@@ -130,15 +134,19 @@ type Page struct {
 	Limit int
 }
 
-// CustomerRef names one customer of one scope.
-type CustomerRef struct {
+// CustomerKey names one customer of one scope: the key of its row. (Package
+// ledger's CustomerRef is another thing: a reference, by id or external id,
+// that a request makes to a customer of its scope.)
+type CustomerKey struct {
 	Scope      Scope
 	CustomerID string
 }
 
 // Q is every query. A Store runs them outside a transaction; the Q handed to
 // Transact's function runs them inside one. Writes go through Transact only:
-// outside it a store may be read-only (SQLite's read pool is).
+// outside it a store may be read-only (SQLite's read pool is). Beside
+// WritesApply, the writes are of rows that belong to no customer: tenants,
+// API keys, metrics and rules, and the purge of lapsed idempotency records.
 type Q interface {
 	TenantCreate(ctx context.Context, t Tenant) error
 	TenantGet(ctx context.Context, id string) (Tenant, error)
@@ -149,16 +157,10 @@ type Q interface {
 	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
 	APIKeyCount(ctx context.Context) (int, error)
 
-	// CustomerCreate fails with ErrConflict when the external id is taken.
-	CustomerCreate(ctx context.Context, s Scope, c Customer) error
 	CustomerGet(ctx context.Context, s Scope, id string) (Customer, error)
 	CustomerByExternalID(ctx context.Context, s Scope, externalID string) (Customer, error)
 	// CustomerList lists in creation order; After is a customer id.
 	CustomerList(ctx context.Context, s Scope, p Page) ([]Customer, error)
-	// AccountLock reads a customer's account and holds it until the
-	// transaction ends, so that concurrent writers of one customer serialize.
-	AccountLock(ctx context.Context, s Scope, customerID string) (credit.Account, error)
-	AccountUpdate(ctx context.Context, s Scope, customerID string, a credit.Account) error
 
 	// MetricCreate fails with ErrConflict when the key is taken.
 	MetricCreate(ctx context.Context, s Scope, m Metric) error
@@ -175,28 +177,16 @@ type Q interface {
 	// BlockList returns the customer's blocks with credits left, expired or
 	// not, in creation order.
 	BlockList(ctx context.Context, s Scope, customerID string) ([]Block, error)
-	BlockInsert(ctx context.Context, s Scope, b Block) error
-	BlockUpdateRemaining(ctx context.Context, s Scope, blockID string, remaining int64) error
 	// BlockExpiredCustomers returns up to limit customers that own a block
 	// expired at now with credits left: the sweeper's work list.
-	BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]CustomerRef, error)
+	BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]CustomerKey, error)
 
-	// LedgerAppend inserts entries in order, assigning each its Seq.
-	LedgerAppend(ctx context.Context, s Scope, entries []LedgerEntry) error
 	// LedgerList lists a customer's entries newest first; After is a Seq in
 	// decimal. entryType "" lists every type.
 	LedgerList(ctx context.Context, s Scope, customerID, entryType string, p Page) ([]LedgerEntry, error)
 
-	UsageEventInsert(ctx context.Context, s Scope, e UsageEvent) error
-
-	// IdempotencyLock serializes the transactions that use one key, across
-	// processes where the backend has several writers.
-	IdempotencyLock(ctx context.Context, s Scope, key string) error
 	// IdempotencyGet returns the record for key stored at or after since.
 	IdempotencyGet(ctx context.Context, s Scope, key string, since time.Time) (IdempotencyRecord, error)
-	// IdempotencyPut stores r, replacing a record for the same key that was
-	// stored before since (an expired one).
-	IdempotencyPut(ctx context.Context, s Scope, r IdempotencyRecord, since time.Time) error
 	// IdempotencyPurge deletes records stored before before.
 	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
 

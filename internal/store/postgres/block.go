@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -35,28 +34,7 @@ func scanBlock(r scanner) (store.Block, error) {
 	return b, nil
 }
 
-func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
-	_, err := c.q.Exec(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
-			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		s.TenantID, s.Env, b.CustomerID, b.ID, b.Seq, b.Original, b.Remaining, b.Priority, nullTS(b.ExpiresAt), b.PricePaid,
-		b.Source, b.Reason, b.Currency, b.ExternalPaymentID, nullJSON(b.Metadata), ms(b.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("insert block: %w", interpretError(err))
-	}
-	return nil
-}
-
-func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID string, remaining int64) error {
-	tag, err := c.q.Exec(ctx, `UPDATE blocks SET remaining_amount = $1 WHERE tenant_id = $2 AND env = $3 AND id = $4`,
-		remaining, s.TenantID, s.Env, blockID)
-	if err != nil {
-		return fmt.Errorf("update block: %w", interpretError(err))
-	}
-	return mustAffect(tag, "update block "+blockID)
-}
-
-func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
+func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerKey, error) {
 	// The limit is on the blocks, taken in expiry order from blocks_expiring,
 	// and DISTINCT runs on those: so a call reads at most limit index
 	// entries. With DISTINCT ... LIMIT over the whole table, PostgreSQL may
@@ -68,8 +46,8 @@ func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit in
 			SELECT tenant_id, env, customer_id FROM blocks
 			WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1
 			ORDER BY expires_at LIMIT $2) AS due`, ms(now), limit)
-	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerRef, error) {
-		var r store.CustomerRef
+	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerKey, error) {
+		var r store.CustomerKey
 		err := sc.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID)
 		return r, err
 	})

@@ -5,23 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
 )
 
 const customerColumns = `id, external_id, display_name, metadata, created_at, balance, reserved, lifetime_earned, version`
-
-func (c conn) CustomerCreate(ctx context.Context, s store.Scope, cu store.Customer) error {
-	a := cu.Account
-	_, err := c.q.Exec(ctx, `INSERT INTO customers (tenant_id, env, `+customerColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		s.TenantID, s.Env, cu.ID, nullText(cu.ExternalID), cu.DisplayName, nullJSON(cu.Metadata), ms(cu.CreatedAt),
-		a.Balance, a.Reserved, a.LifetimeEarned, a.Version)
-	if err != nil {
-		return fmt.Errorf("insert customer: %w", interpretError(err))
-	}
-	return nil
-}
 
 func (c conn) CustomerGet(ctx context.Context, s store.Scope, id string) (store.Customer, error) {
 	return c.customer(ctx, `WHERE tenant_id = $1 AND env = $2 AND id = $3`, s.TenantID, s.Env, id)
@@ -58,26 +45,4 @@ func scanCustomer(r scanner) (store.Customer, error) {
 	}
 	cu.ExternalID, cu.Metadata, cu.CreatedAt = deref(ext), fromNullJSON(meta), fromTS(created)
 	return cu, nil
-}
-
-// AccountLock takes the customer's row lock: concurrent writers of one
-// customer, from any instance, wait here for each other.
-func (c conn) AccountLock(ctx context.Context, s store.Scope, customerID string) (credit.Account, error) {
-	var a credit.Account
-	err := c.q.QueryRow(ctx, `SELECT balance, reserved, lifetime_earned, version FROM customers
-		WHERE tenant_id = $1 AND env = $2 AND id = $3 FOR UPDATE`, s.TenantID, s.Env, customerID).
-		Scan(&a.Balance, &a.Reserved, &a.LifetimeEarned, &a.Version)
-	if err != nil {
-		return credit.Account{}, fmt.Errorf("lock account: %w", interpretError(err))
-	}
-	return a, nil
-}
-
-func (c conn) AccountUpdate(ctx context.Context, s store.Scope, customerID string, a credit.Account) error {
-	tag, err := c.q.Exec(ctx, `UPDATE customers SET balance = $1, reserved = $2, lifetime_earned = $3, version = $4
-		WHERE tenant_id = $5 AND env = $6 AND id = $7`, a.Balance, a.Reserved, a.LifetimeEarned, a.Version, s.TenantID, s.Env, customerID)
-	if err != nil {
-		return fmt.Errorf("update account: %w", interpretError(err))
-	}
-	return mustAffect(tag, "update account")
 }

@@ -19,12 +19,12 @@ import (
 // what a group pays most for, and one statement text per kind of row keeps
 // pgx's statement cache small whatever the size of the group.
 
-// IdempotencyLockAll takes the keys' advisory locks in one statement, in the
-// order of their 64-bit hashes: two groups that share keys then wait for each
-// other instead of deadlocking. The lock key text is IdempotencyLock's, so
-// that the two kinds of callers exclude each other too. The locks are taken
-// after the sort, since PostgreSQL evaluates a volatile function of the
-// select list above the ORDER BY's sort (the plan test checks this).
+// IdempotencyLockAll takes a transaction-scoped advisory lock per key, in one
+// statement, in the order of their 64-bit hashes: two groups that share keys
+// then wait for each other instead of deadlocking, on every instance, even
+// before any row for a key exists. The locks are taken after the sort, since
+// PostgreSQL evaluates a volatile function of the select list above the
+// ORDER BY's sort (the plan test checks this).
 func (c conn) IdempotencyLockAll(ctx context.Context, keys []store.IdemKey) error {
 	if !c.inTx {
 		return fmt.Errorf("idempotency locks outside a transaction")
@@ -100,24 +100,24 @@ func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, external
 
 // AccountsLoad locks the customer rows in (tenant, environment, id) order,
 // LockRows running above the sort (the plan test checks this), so that
-// groups sharing customers queue instead of deadlocking; AccountLock's single
-// row lock fits the same order. Both statements go in one batch: the second
-// starts after the first has its locks, and at READ COMMITTED it then sees
-// every block committed by the previous holders of those locks.
-func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]store.AccountRow, error) {
-	if len(refs) == 0 {
+// groups sharing customers queue instead of deadlocking. Both statements go
+// in one batch: the second starts after the first has its locks, and at READ
+// COMMITTED it then sees every block committed by the previous holders of
+// those locks.
+func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]store.AccountRow, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
 	var tenants, envs, ids []string
-	seen := make(map[store.CustomerRef]bool, len(refs))
-	for _, r := range refs {
+	seen := make(map[store.CustomerKey]bool, len(keys))
+	for _, r := range keys {
 		if !seen[r] { // a repeated customer would come back twice
 			seen[r] = true
 			tenants, envs, ids = append(tenants, r.Scope.TenantID), append(envs, r.Scope.Env), append(ids, r.CustomerID)
 		}
 	}
 	var out []store.AccountRow
-	index := make(map[store.CustomerRef]int, len(ids))
+	index := make(map[store.CustomerKey]int, len(ids))
 	b := &pgx.Batch{}
 	b.Queue(`SELECT tenant_id, env, `+customerColumns+`
 		FROM unnest($1::text[], $2::text[], $3::text[]) AS k (t, e, cid)
@@ -131,7 +131,7 @@ func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]sto
 				return err
 			}
 			row.Customer = cu
-			index[store.CustomerRef{Scope: row.Scope, CustomerID: cu.ID}] = len(out)
+			index[store.CustomerKey{Scope: row.Scope, CustomerID: cu.ID}] = len(out)
 			out = append(out, row)
 		}
 		return rows.Err()
@@ -149,7 +149,7 @@ func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]sto
 			}
 			// A block of a customer that vanished between the two statements
 			// has no row to join; customers are never deleted, so it is none.
-			if i, ok := index[store.CustomerRef{Scope: s, CustomerID: bl.CustomerID}]; ok {
+			if i, ok := index[store.CustomerKey{Scope: s, CustomerID: bl.CustomerID}]; ok {
 				out[i].Blocks = append(out[i].Blocks, bl)
 			}
 		}
@@ -264,8 +264,8 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 			seen[r.Key] = true
 			keys[i], methods[i], paths[i], status[i], bodies[i], created[i] = r.Key, r.Method, r.Path, int32(r.Status), r.Body, ms(r.CreatedAt)
 		}
-		// As in IdempotencyPut: a lapsed record is replaced, a live one is
-		// left alone, and the row count tells the two apart.
+		// A lapsed record is replaced, a live one is left alone, and the row
+		// count tells the two apart.
 		queueRows(b, "insert idempotency keys", n, store.ErrConflict, `INSERT INTO idempotency_keys
 				(tenant_id, env, key, method, path, status, body, created_at)
 			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::integer[], $7::bytea[], $8::timestamptz[])
@@ -294,53 +294,30 @@ func queueRows(b *pgx.Batch, what string, n int, short error, sql string, args .
 	})
 }
 
-// queueLedger queues the entries' insert, in the slice's order, and sets each
-// entry's Seq from the identity the database gave it. Rows are inserted in
-// the order of the sorted ordinality, so the identity follows the slice;
-// RETURNING's order is not promised, so the seqs come back by id.
+// queueLedger queues the entries' insert, in the slice's order: rows are
+// inserted in the order of the sorted ordinality, so the identity that
+// numbers them (Seq) follows the slice. Seq is not read back (see
+// store.Writes).
 func queueLedger(b *pgx.Batch, s store.Scope, entries []store.LedgerEntry) {
 	n := len(entries)
 	cust, ids, types, blocks := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	delta, after := make([]int64, n), make([]int64, n)
 	refTypes, refIDs, keys := make([]string, n), make([]string, n), make([]string, n)
 	metas, created := make([]*string, n), make([]time.Time, n)
-	at := make(map[string]int, n)
 	for i, e := range entries {
 		cust[i], ids[i], types[i], blocks[i], delta[i], after[i] = e.CustomerID, e.ID, string(e.Type), e.BlockID, e.Delta, e.BalanceAfter
 		refTypes[i], refIDs[i], keys[i], metas[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)
-		at[e.ID] = i
 	}
-	b.Queue(`INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
-			block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
+	queueRows(b, "append ledger entries", n, store.ErrConflict, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type,
+			delta, balance_after, block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
 		SELECT $1, $2, customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
 			idempotency_key, metadata, created_at
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[],
 				$11::text[], $12::text[], $13::timestamptz[])
 			WITH ORDINALITY AS u (customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
 				idempotency_key, metadata, created_at, ord)
-		ORDER BY ord
-		RETURNING id, seq`,
-		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, metas, created).Query(func(rows pgx.Rows) error {
-		got := 0
-		for rows.Next() {
-			var id string
-			var seq int64
-			if err := rows.Scan(&id, &seq); err != nil {
-				return err
-			}
-			if i, ok := at[id]; ok {
-				entries[i].Seq = seq
-				got++
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if got != n {
-			return fmt.Errorf("append ledger entries: %d of %d rows written: %w", got, n, store.ErrConflict)
-		}
-		return nil
-	})
+		ORDER BY ord`,
+		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, metas, created)
 }
 
 // lastPerKey keeps the last of the items with one key, in the order of their

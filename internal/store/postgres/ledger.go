@@ -13,21 +13,6 @@ import (
 	"github.com/creditd/creditd/internal/store"
 )
 
-func (c conn) LedgerAppend(ctx context.Context, s store.Scope, entries []store.LedgerEntry) error {
-	for i := range entries {
-		e := &entries[i]
-		err := c.q.QueryRow(ctx, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
-				block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`,
-			s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
-			e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)).Scan(&e.Seq)
-		if err != nil {
-			return fmt.Errorf("append ledger entry: %w", interpretError(err))
-		}
-	}
-	return nil
-}
-
 const entryColumns = `seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
 	idempotency_key, metadata, created_at`
 
@@ -68,14 +53,4 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 		e.Type, e.Metadata, e.CreatedAt = credit.EntryType(typ), fromNullJSON(meta), fromTS(created)
 		return e, nil
 	})
-}
-
-func (c conn) UsageEventInsert(ctx context.Context, s store.Scope, e store.UsageEvent) error {
-	_, err := c.q.Exec(ctx, `INSERT INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
-			idempotency_key, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		s.TenantID, s.Env, e.CustomerID, e.ID, e.MetricKey, e.Units, e.Cost, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("insert usage event: %w", interpretError(err))
-	}
-	return nil
 }

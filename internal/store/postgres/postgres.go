@@ -2,10 +2,14 @@
 // for any number of stateless creditd instances sharing one database.
 //
 // Write transactions run at READ COMMITTED and serialize where it matters
-// with locks taken in one order: the idempotency key's advisory lock, then
-// the customer's account row (SELECT … FOR UPDATE). Every statement after
-// the account lock sees the rows committed before it, so no update is lost.
-// A transaction that loses a race the database reports as retryable (a
+// with locks taken in one order. A group commit's transaction first takes
+// the advisory locks of all its idempotency keys, in one statement, sorted by
+// their hashes (IdempotencyLockAll); then it locks all its customers' account
+// rows, in one statement, with SELECT … FOR UPDATE in (tenant, environment,
+// id) order (AccountsLoad). Two groups that share keys or customers thus
+// queue behind each other instead of deadlocking, and every statement after
+// the account locks sees the rows committed before them, so no update is
+// lost. A transaction that loses a race the database reports as retryable (a
 // deadlock, a serialization failure) is run again, up to maxAttempts times. A
 // unique violation is returned as store.ErrConflict: the use case decides.
 package postgres

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3/lock"
@@ -62,13 +61,6 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func mustAffect(tag pgconn.CommandTag, what string) error {
-	if tag.RowsAffected() == 0 {
-		return notFound(what)
-	}
-	return nil
 }
 
 func newLocker() lock.SessionLocker {

@@ -38,7 +38,8 @@ func scanBlock(r scanner, customerID *string) (store.Block, error) {
 	return b, nil
 }
 
-func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) error {
+// blockInsert inserts one block, for WritesApply.
+func (c conn) blockInsert(ctx context.Context, s store.Scope, b store.Block) error {
 	_, err := c.exec(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
 			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -50,20 +51,11 @@ func (c conn) BlockInsert(ctx context.Context, s store.Scope, b store.Block) err
 	return nil
 }
 
-func (c conn) BlockUpdateRemaining(ctx context.Context, s store.Scope, blockID string, remaining int64) error {
-	res, err := c.exec(ctx, `UPDATE blocks SET remaining_amount = ? WHERE tenant_id = ? AND env = ? AND id = ?`,
-		remaining, s.TenantID, s.Env, blockID)
-	if err != nil {
-		return fmt.Errorf("update block: %w", interpretError(err))
-	}
-	return mustAffect(res, "update block "+blockID)
-}
-
-func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerRef, error) {
+func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerKey, error) {
 	rows, err := c.query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
 		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`, ms(now), limit)
-	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerRef, error) {
-		var r store.CustomerRef
+	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerKey, error) {
+		var r store.CustomerKey
 		err := sc.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID)
 		return r, err
 	})

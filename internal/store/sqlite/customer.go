@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/store"
 )
 
 const customerColumns = `id, external_id, display_name, metadata, created_at, balance, reserved, lifetime_earned, version`
 
-func (c conn) CustomerCreate(ctx context.Context, s store.Scope, cu store.Customer) error {
+// customerInsert inserts one customer, for WritesApply.
+func (c conn) customerInsert(ctx context.Context, s store.Scope, cu store.Customer) error {
 	a := cu.Account
 	_, err := c.exec(ctx, `INSERT INTO customers (tenant_id, env, `+customerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.TenantID, s.Env, cu.ID, nullText(cu.ExternalID), cu.DisplayName, nullJSON(cu.Metadata), ms(cu.CreatedAt),
@@ -58,37 +58,4 @@ func scanCustomer(r scanner) (store.Customer, error) {
 	}
 	cu.ExternalID, cu.Metadata, cu.CreatedAt = ext.String, fromNullJSON(meta), fromMS(created)
 	return cu, nil
-}
-
-// AccountLock needs no row lock here: the IMMEDIATE transaction already holds
-// the database's single write lock.
-func (c conn) AccountLock(ctx context.Context, s store.Scope, customerID string) (credit.Account, error) {
-	var a credit.Account
-	err := c.queryRow(ctx, `SELECT balance, reserved, lifetime_earned, version FROM customers
-		WHERE tenant_id = ? AND env = ? AND id = ?`, s.TenantID, s.Env, customerID).
-		Scan(&a.Balance, &a.Reserved, &a.LifetimeEarned, &a.Version)
-	if err != nil {
-		return credit.Account{}, fmt.Errorf("lock account: %w", interpretError(err))
-	}
-	return a, nil
-}
-
-func (c conn) AccountUpdate(ctx context.Context, s store.Scope, customerID string, a credit.Account) error {
-	res, err := c.exec(ctx, `UPDATE customers SET balance = ?, reserved = ?, lifetime_earned = ?, version = ?
-		WHERE tenant_id = ? AND env = ? AND id = ?`, a.Balance, a.Reserved, a.LifetimeEarned, a.Version, s.TenantID, s.Env, customerID)
-	if err != nil {
-		return fmt.Errorf("update account: %w", interpretError(err))
-	}
-	return mustAffect(res, "update account")
-}
-
-func mustAffect(res sql.Result, what string) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
-	}
-	return nil
 }

@@ -141,9 +141,9 @@ func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, external
 
 // AccountsLoad takes no row locks: the IMMEDIATE transaction holds the
 // database's single write lock.
-func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]store.AccountRow, error) {
+func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]store.AccountRow, error) {
 	var out []store.AccountRow
-	scopes, m := byScope(refs, func(r store.CustomerRef) store.Scope { return r.Scope }, func(r store.CustomerRef) string { return r.CustomerID })
+	scopes, m := byScope(keys, func(r store.CustomerKey) store.Scope { return r.Scope }, func(r store.CustomerKey) string { return r.CustomerID })
 	for _, s := range scopes {
 		index := make(map[string]int)
 		err := c.inList(ctx, `SELECT `+customerColumns+` FROM customers WHERE tenant_id = ? AND env = ? AND id IN (%s)`,
@@ -191,7 +191,7 @@ func (c conn) AccountsLoad(ctx context.Context, refs []store.CustomerRef) ([]sto
 func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	s := w.Scope
 	for _, cu := range w.Customers {
-		if err := c.CustomerCreate(ctx, s, cu); err != nil {
+		if err := c.customerInsert(ctx, s, cu); err != nil {
 			return err
 		}
 	}
@@ -206,7 +206,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 		return fmt.Errorf("update accounts: %w", err)
 	}
 	for _, b := range w.Blocks {
-		if err := c.BlockInsert(ctx, s, b); err != nil {
+		if err := c.blockInsert(ctx, s, b); err != nil {
 			return err
 		}
 	}
@@ -249,7 +249,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 
 // insertRows writes rows in multi-row statements of the chunk sizes, and
 // fails when fewer rows were written than given: with store.ErrNotFound for
-// an UPDATE (a row it names is missing, as in AccountUpdate), with
+// an UPDATE (a row it names is missing from the scope), with
 // store.ErrConflict for an INSERT (a live row was in the way).
 func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows []T, args func(T) []any, tail string, tailArgs ...any) error {
 	short := store.ErrConflict

@@ -49,7 +49,7 @@ func TestMigrateTwice(t *testing.T) {
 		if err := q.TenantCreate(ctx, tn); err != nil {
 			return err
 		}
-		return q.CustomerCreate(ctx, sc, store.Customer{ID: "c1", CreatedAt: tn.CreatedAt})
+		return q.WritesApply(ctx, &store.Writes{Scope: sc, Customers: []store.Customer{{ID: "c1", CreatedAt: tn.CreatedAt}}})
 	})
 	if err != nil {
 		t.Fatalf("Transact: %v", err)
@@ -83,9 +83,11 @@ func TestLedgerAppendOnly(t *testing.T) {
 		CustomerID: "c1",
 		CreatedAt:  time.UnixMilli(1_767_225_600_000).UTC(),
 	}
-	err := db.Transact(ctx, func(q store.Q) error { return q.LedgerAppend(ctx, sc, []store.LedgerEntry{entry}) })
+	err := db.Transact(ctx, func(q store.Q) error {
+		return q.WritesApply(ctx, &store.Writes{Scope: sc, Ledger: []store.LedgerEntry{entry}})
+	})
 	if err != nil {
-		t.Fatalf("LedgerAppend: %v", err)
+		t.Fatalf("WritesApply: %v", err)
 	}
 
 	raw, err := sql.Open(creditdsqlite.DriverName, "file:"+path)

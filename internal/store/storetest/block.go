@@ -26,14 +26,7 @@ func newBlock(customerID string, seq, original, remaining int64) store.Block {
 // insertBlocks stores bs in one transaction.
 func insertBlocks(t *testing.T, s store.Store, sc store.Scope, bs ...store.Block) {
 	t.Helper()
-	transact(t, s, func(q store.Q) error {
-		for _, b := range bs {
-			if err := q.BlockInsert(t.Context(), sc, b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	mustApply(t, s, &store.Writes{Scope: sc, Blocks: bs})
 }
 
 func testBlock(t *testing.T, open func(t *testing.T) store.Store) {
@@ -87,8 +80,14 @@ func testBlock(t *testing.T, open func(t *testing.T) store.Store) {
 		c := newCustomer(t, s, sc)
 		b := newBlock(c.ID, 1, 100, 100)
 		insertBlocks(t, s, sc, b)
-		err := s.Transact(ctx, func(q store.Q) error { return q.BlockInsert(ctx, sc, b) })
-		wantErr(t, "BlockInsert(same id)", err, store.ErrConflict)
+		again := b
+		again.Remaining, again.Source = 1, "purchase"
+		err := apply(t, s, &store.Writes{Scope: sc, Blocks: []store.Block{again}})
+		wantErr(t, "WritesApply(block with a taken id)", err, store.ErrConflict)
+		got, err := s.BlockList(ctx, sc, c.ID)
+		wantNoErr(t, "BlockList", err)
+		wantIDs(t, "BlockList after a conflicting write", got, blockID, b.ID)
+		wantSame(t, "BlockList after a conflicting write", got[0], b)
 	})
 
 	t.Run("UpdateRemaining", func(t *testing.T) {
@@ -99,20 +98,21 @@ func testBlock(t *testing.T, open func(t *testing.T) store.Store) {
 		a, b := newBlock(c.ID, 1, 1000, 1000), newBlock(c.ID, 2, 1000, 1000)
 		insertBlocks(t, s, sc, a, b)
 
-		transact(t, s, func(q store.Q) error {
-			if err := q.BlockUpdateRemaining(ctx, sc, a.ID, 250); err != nil {
-				return err
-			}
-			return q.BlockUpdateRemaining(ctx, sc, b.ID, 0)
-		})
+		mustApply(t, s, &store.Writes{Scope: sc, Remaining: []store.BlockRemaining{
+			{CustomerID: c.ID, BlockID: a.ID, Remaining: 250}, {CustomerID: c.ID, BlockID: b.ID, Remaining: 0}}})
 		got, err := s.BlockList(ctx, sc, c.ID)
 		wantNoErr(t, "BlockList", err)
 		wantIDs(t, "BlockList after spending the second block", got, blockID, a.ID)
 		a.Remaining = 250
 		wantSame(t, "BlockList", got[0], a)
 
-		err = s.Transact(ctx, func(q store.Q) error { return q.BlockUpdateRemaining(ctx, sc, ids.New(ids.Block), 1) })
-		wantErr(t, "BlockUpdateRemaining(unknown)", err, store.ErrNotFound)
+		err = apply(t, s, &store.Writes{Scope: sc, Remaining: []store.BlockRemaining{
+			{CustomerID: c.ID, BlockID: ids.New(ids.Block), Remaining: 1}}})
+		wantErr(t, "WritesApply(unknown block)", err, store.ErrNotFound)
+		got, err = s.BlockList(ctx, sc, c.ID)
+		wantNoErr(t, "BlockList", err)
+		wantIDs(t, "BlockList after a failed update", got, blockID, a.ID)
+		wantSame(t, "BlockList after a failed update", got[0], a)
 	})
 
 	t.Run("ExpiredCustomers", func(t *testing.T) {
@@ -142,7 +142,7 @@ func testBlock(t *testing.T, open func(t *testing.T) store.Store) {
 		)
 		insertBlocks(t, s, sc2, expiring(elsewhere, 1, 10, now.Add(-30*time.Minute)))
 
-		key := func(r store.CustomerRef) string {
+		key := func(r store.CustomerKey) string {
 			return r.Scope.TenantID + "/" + r.Scope.Env + "/" + r.CustomerID
 		}
 		got, err := s.BlockExpiredCustomers(ctx, now, 100)
@@ -153,9 +153,9 @@ func testBlock(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		slices.Sort(gotKeys)
 		wantKeys := []string{
-			key(store.CustomerRef{Scope: sc, CustomerID: past.ID}),
-			key(store.CustomerRef{Scope: sc, CustomerID: exact.ID}),
-			key(store.CustomerRef{Scope: sc2, CustomerID: elsewhere.ID}),
+			key(store.CustomerKey{Scope: sc, CustomerID: past.ID}),
+			key(store.CustomerKey{Scope: sc, CustomerID: exact.ID}),
+			key(store.CustomerKey{Scope: sc2, CustomerID: elsewhere.ID}),
 		}
 		slices.Sort(wantKeys)
 		if !slices.Equal(gotKeys, wantKeys) {

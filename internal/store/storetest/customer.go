@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func testCustomer(t *testing.T, open func(t *testing.T) store.Store) {
 			CreatedAt:   at(1500 * time.Millisecond),
 			Account:     credit.Account{Balance: 1500, Reserved: 200, LifetimeEarned: 3000, Version: 7},
 		}
-		transact(t, s, func(q store.Q) error { return q.CustomerCreate(ctx, sc, want) })
+		mustApply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{want}})
 
 		got, err := s.CustomerGet(ctx, sc, want.ID)
 		wantNoErr(t, "CustomerGet", err)
@@ -50,8 +51,13 @@ func testCustomer(t *testing.T, open func(t *testing.T) store.Store) {
 		s, ctx := open(t), t.Context()
 		sc := newScope(t, s)
 		c := newCustomer(t, s, sc)
-		err := s.Transact(ctx, func(q store.Q) error { return q.CustomerCreate(ctx, sc, c) })
-		wantErr(t, "CustomerCreate(same id)", err, store.ErrConflict)
+		again := c
+		again.DisplayName, again.Account = "Grace", credit.Account{Balance: 1}
+		err := apply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{again}})
+		wantErr(t, "WritesApply(customer with a taken id)", err, store.ErrConflict)
+		got, err := s.CustomerGet(ctx, sc, c.ID)
+		wantNoErr(t, "CustomerGet", err)
+		wantSame(t, "CustomerGet after a conflicting write", got, c)
 	})
 
 	t.Run("ExternalIDUniquePerScope", func(t *testing.T) {
@@ -60,19 +66,19 @@ func testCustomer(t *testing.T, open func(t *testing.T) store.Store) {
 		sc := newScope(t, s)
 		create := func(sc store.Scope) (store.Customer, error) {
 			c := store.Customer{ID: ids.UUID(), ExternalID: "user_42", CreatedAt: t0}
-			return c, s.Transact(ctx, func(q store.Q) error { return q.CustomerCreate(ctx, sc, c) })
+			return c, apply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{c}})
 		}
 		first, err := create(sc)
-		wantNoErr(t, "CustomerCreate", err)
+		wantNoErr(t, "WritesApply(new customer)", err)
 
 		_, err = create(sc)
-		wantErr(t, "CustomerCreate(external id taken in its scope)", err, store.ErrConflict)
+		wantErr(t, "WritesApply(customer with an external id taken in its scope)", err, store.ErrConflict)
 
 		// The same external id is free in the tenant's other environment and
 		// in another tenant.
 		for _, other := range []store.Scope{{TenantID: sc.TenantID, Env: "test"}, newScope(t, s)} {
 			c, err := create(other)
-			wantNoErr(t, "CustomerCreate(external id of another scope)", err)
+			wantNoErr(t, "WritesApply(customer with the external id of another scope)", err)
 			got, err := s.CustomerByExternalID(ctx, other, "user_42")
 			wantNoErr(t, "CustomerByExternalID", err)
 			if got.ID != c.ID {
@@ -112,7 +118,7 @@ func testCustomer(t *testing.T, open func(t *testing.T) store.Store) {
 			cs[i] = store.Customer{ID: ids.UUID(), CreatedAt: at(time.Duration(i) * time.Second)}
 		}
 		for _, i := range []int{3, 0, 4, 1, 2} {
-			transact(t, s, func(q store.Q) error { return q.CustomerCreate(ctx, sc, cs[i]) })
+			mustApply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{cs[i]}})
 		}
 		newCustomer(t, s, newScope(t, s)) // another tenant's, never listed
 
@@ -137,34 +143,45 @@ func testCustomer(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 func testAccount(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("LockUpdate", func(t *testing.T) {
+	t.Run("LoadUpdate", func(t *testing.T) {
 		t.Parallel()
 		s, ctx := open(t), t.Context()
 		sc := newScope(t, s)
 		c := newCustomer(t, s, sc)
 		other := newCustomer(t, s, sc)
 		want := credit.Account{Balance: 900, Reserved: 100, LifetimeEarned: 1000, Version: 1}
+		load := func(q store.Q) (credit.Account, error) {
+			rows, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: sc, CustomerID: c.ID}})
+			if err != nil {
+				return credit.Account{}, err
+			}
+			if len(rows) != 1 {
+				return credit.Account{}, fmt.Errorf("AccountsLoad(one customer) = %d rows, want 1", len(rows))
+			}
+			return rows[0].Customer.Account, nil
+		}
 		transact(t, s, func(q store.Q) error {
-			a, err := q.AccountLock(ctx, sc, c.ID)
+			a, err := load(q)
 			if err != nil {
 				return err
 			}
-			wantSame(t, "AccountLock of a new customer", a, credit.Account{})
-			if err := q.AccountUpdate(ctx, sc, c.ID, want); err != nil {
+			wantSame(t, "AccountsLoad of a new customer", a, credit.Account{})
+			err = q.WritesApply(ctx, &store.Writes{Scope: sc, Accounts: []store.AccountUpdate{{CustomerID: c.ID, Account: want}}})
+			if err != nil {
 				return err
 			}
 			// A transaction reads its own writes.
-			a, err = q.AccountLock(ctx, sc, c.ID)
+			a, err = load(q)
 			if err != nil {
 				return err
 			}
-			wantSame(t, "AccountLock after AccountUpdate", a, want)
+			wantSame(t, "AccountsLoad after WritesApply", a, want)
 			return nil
 		})
 
 		got, err := s.CustomerGet(ctx, sc, c.ID)
 		wantNoErr(t, "CustomerGet", err)
-		wantSame(t, "CustomerGet after AccountUpdate", got.Account, want)
+		wantSame(t, "CustomerGet after WritesApply", got.Account, want)
 		got, err = s.CustomerGet(ctx, sc, other.ID)
 		wantNoErr(t, "CustomerGet", err)
 		wantSame(t, "CustomerGet of another customer", got.Account, credit.Account{})
@@ -174,15 +191,19 @@ func testAccount(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		s, ctx := open(t), t.Context()
 		sc := newScope(t, s)
-		newCustomer(t, s, sc)
-		err := s.Transact(ctx, func(q store.Q) error {
-			_, err := q.AccountLock(ctx, sc, ids.UUID())
+		c := newCustomer(t, s, sc)
+		unknown := ids.UUID()
+		transact(t, s, func(q store.Q) error {
+			rows, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: sc, CustomerID: unknown}})
+			if len(rows) != 0 {
+				t.Errorf("AccountsLoad(unknown) = %d rows, want none", len(rows))
+			}
 			return err
 		})
-		wantErr(t, "AccountLock(unknown)", err, store.ErrNotFound)
-		err = s.Transact(ctx, func(q store.Q) error {
-			return q.AccountUpdate(ctx, sc, ids.UUID(), credit.Account{Balance: 1})
-		})
-		wantErr(t, "AccountUpdate(unknown)", err, store.ErrNotFound)
+		err := apply(t, s, &store.Writes{Scope: sc, Accounts: []store.AccountUpdate{{CustomerID: unknown, Account: credit.Account{Balance: 1}}}})
+		wantErr(t, "WritesApply(unknown account)", err, store.ErrNotFound)
+		got, err := s.CustomerGet(ctx, sc, c.ID)
+		wantNoErr(t, "CustomerGet", err)
+		wantSame(t, "CustomerGet after a failed update", got, c)
 	})
 }

@@ -30,8 +30,8 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 		twin := store.Customer{ID: a.ID, DisplayName: "twin", CreatedAt: t0, Account: credit.Account{Balance: 7}}
 		transact(t, s, func(q store.Q) error {
 			return inOrder(
-				func() error { return q.CustomerCreate(ctx, sc, a) },
-				func() error { return q.CustomerCreate(ctx, sc2, twin) },
+				func() error { return q.WritesApply(ctx, &store.Writes{Scope: sc, Customers: []store.Customer{a}}) },
+				func() error { return q.WritesApply(ctx, &store.Writes{Scope: sc2, Customers: []store.Customer{twin}}) },
 			)
 		})
 		first, second := newBlock(a.ID, 1, 100, 100), newBlock(a.ID, 2, 100, 50)
@@ -42,7 +42,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 		twinBlock := newBlock(twin.ID, 1, 7, 7)
 		insertBlocks(t, s, sc2, twinBlock)
 
-		refs := []store.CustomerRef{
+		keys := []store.CustomerKey{
 			{Scope: sc, CustomerID: bare.ID},
 			{Scope: sc2, CustomerID: a.ID},
 			{Scope: sc, CustomerID: ids.UUID()}, // unknown
@@ -59,7 +59,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 			refKey(sc2, twin.ID): {Scope: sc2, Customer: twin, Blocks: []store.Block{twinBlock}},
 		}
 		transact(t, s, func(q store.Q) error {
-			rows, err := q.AccountsLoad(ctx, refs)
+			rows, err := q.AccountsLoad(ctx, keys)
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		s, ctx := open(t), t.Context()
 		sc, sc2 := newScope(t, s), newScope(t, s)
-		refs := []store.CustomerRef{
+		keys := []store.CustomerKey{
 			{Scope: sc, CustomerID: newCustomer(t, s, sc).ID},
 			{Scope: sc, CustomerID: newCustomer(t, s, sc).ID},
 			{Scope: sc2, CustomerID: newCustomer(t, s, sc2).ID},
@@ -111,7 +111,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 		for range workers {
 			wg.Go(func() {
 				for range perWorker {
-					mine := append([]store.CustomerRef(nil), refs...)
+					mine := append([]store.CustomerKey(nil), keys...)
 					rand.Shuffle(len(mine), func(i, j int) { mine[i], mine[j] = mine[j], mine[i] })
 					err := s.Transact(ctx, func(q store.Q) error {
 						rows, err := q.AccountsLoad(ctx, mine)
@@ -135,8 +135,8 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 			})
 		}
 		wg.Wait()
-		for _, r := range refs {
-			c, err := s.CustomerGet(ctx, r.Scope, r.CustomerID)
+		for _, k := range keys {
+			c, err := s.CustomerGet(ctx, k.Scope, k.CustomerID)
 			wantNoErr(t, "CustomerGet", err)
 			if c.Account.Balance != workers*perWorker {
 				t.Errorf("balance after %d×%d increments = %d", workers, perWorker, c.Account.Balance)
@@ -156,7 +156,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 			sc store.Scope
 			r  store.IdempotencyRecord
 		}{{sc, old}, {sc, fresh}, {sc2, mirror}} {
-			wantNoErr(t, "IdempotencyPut", putRecord(t, s, p.sc, p.r, p.r.CreatedAt.Add(-ttl)))
+			wantNoErr(t, "WritesApply(record)", putRecord(t, s, p.sc, p.r, p.r.CreatedAt.Add(-ttl)))
 		}
 		keys := []store.IdemKey{
 			{Scope: sc, Key: old.Key},
@@ -218,12 +218,12 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 					return q.IdempotencyLockAll(ctx, []store.IdemKey{{Scope: sc, Key: "b"}, {Scope: sc2, Key: "a"},
 						{Scope: sc, Key: "a"}, {Scope: sc, Key: "b"}})
 				},
-				func() error { return q.IdempotencyLock(ctx, sc, "a") }, // held already: no wait
+				func() error { return q.IdempotencyLockAll(ctx, []store.IdemKey{{Scope: sc, Key: "a"}}) }, // held already: no wait
 			)
 		})
 
-		// The locks exclude each other, in any order and beside the
-		// single-key lock: a counter read without a row lock, then written,
+		// The locks exclude each other, in any order and whether a call takes
+		// one key or many: a counter read without a row lock, then written,
 		// loses no increment.
 		c := newCustomer(t, s, sc)
 		shared := []store.IdemKey{{Scope: sc, Key: "shared"}, {Scope: sc2, Key: "x"}, {Scope: sc, Key: "y"}}
@@ -237,7 +237,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 					err := s.Transact(ctx, func(q store.Q) error {
 						var err error
 						if w%4 == 0 {
-							err = q.IdempotencyLock(ctx, sc, "shared")
+							err = q.IdempotencyLockAll(ctx, []store.IdemKey{{Scope: sc, Key: "shared"}})
 						} else {
 							err = q.IdempotencyLockAll(ctx, mine)
 						}
@@ -274,7 +274,7 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 		scTest := store.Scope{TenantID: sc.TenantID, Env: "test"}
 		create := func(sc store.Scope, ext string) string {
 			c := store.Customer{ID: ids.UUID(), ExternalID: ext, CreatedAt: t0}
-			transact(t, s, func(q store.Q) error { return q.CustomerCreate(ctx, sc, c) })
+			mustApply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{c}})
 			return c.ID
 		}
 		u1, u2 := create(sc, "u1"), create(sc, "u2")

@@ -24,15 +24,50 @@ func newRecord(created time.Time) store.IdempotencyRecord {
 	}
 }
 
-// putRecord stores r in its own transaction, replacing a record stored
-// before since.
-func putRecord(t *testing.T, s store.Store, sc store.Scope, r store.IdempotencyRecord, since time.Time) error {
+// putRecord stores r in its own transaction, as the service does: it takes
+// the key's lock, then writes the record through WritesApply, replacing a
+// record stored before lapsed.
+func putRecord(t *testing.T, s store.Store, sc store.Scope, r store.IdempotencyRecord, lapsed time.Time) error {
 	return s.Transact(t.Context(), func(q store.Q) error {
-		if err := q.IdempotencyLock(t.Context(), sc, r.Key); err != nil {
+		if err := q.IdempotencyLockAll(t.Context(), []store.IdemKey{{Scope: sc, Key: r.Key}}); err != nil {
 			return err
 		}
-		return q.IdempotencyPut(t.Context(), sc, r, since)
+		return q.WritesApply(t.Context(), &store.Writes{Scope: sc, Idempotency: []store.IdempotencyRecord{r}, Lapsed: lapsed})
 	})
+}
+
+// wantRecord fails the test unless IdempotencyGet and IdempotencyGetAll both
+// find want under its key in sc, stored at or after since. It does not stop
+// the test, so that it may run inside a transaction.
+func wantRecord(t *testing.T, q store.Q, call string, sc store.Scope, want store.IdempotencyRecord, since time.Time) {
+	t.Helper()
+	got, err := q.IdempotencyGet(t.Context(), sc, want.Key, since)
+	if err != nil {
+		t.Errorf("IdempotencyGet%s: %v", call, err)
+	} else {
+		wantSame(t, "IdempotencyGet"+call, got, want)
+	}
+	all, err := q.IdempotencyGetAll(t.Context(), []store.IdemKey{{Scope: sc, Key: want.Key}}, since)
+	switch {
+	case err != nil:
+		t.Errorf("IdempotencyGetAll%s: %v", call, err)
+	case len(all) != 1:
+		t.Errorf("IdempotencyGetAll%s = %d records, want 1", call, len(all))
+	default:
+		wantSame(t, "IdempotencyGetAll"+call, all[0], store.IdemRecord{Scope: sc, IdempotencyRecord: want})
+	}
+}
+
+// wantNoRecord fails the test if IdempotencyGet or IdempotencyGetAll finds a
+// record for key in sc stored at or after since.
+func wantNoRecord(t *testing.T, q store.Q, call string, sc store.Scope, key string, since time.Time) {
+	t.Helper()
+	_, err := q.IdempotencyGet(t.Context(), sc, key, since)
+	wantErr(t, "IdempotencyGet"+call, err, store.ErrNotFound)
+	all, err := q.IdempotencyGetAll(t.Context(), []store.IdemKey{{Scope: sc, Key: key}}, since)
+	if err != nil || len(all) != 0 {
+		t.Errorf("IdempotencyGetAll%s = %d records, %v; want none", call, len(all), err)
+	}
 }
 
 func testIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
@@ -41,89 +76,76 @@ func testIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 		s, ctx := open(t), t.Context()
 		sc := newScope(t, s)
 		r := newRecord(at(time.Hour))
-		wantNoErr(t, "IdempotencyPut", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+		wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 
 		// since is inclusive: a record stored exactly at since is live.
 		for _, since := range []time.Time{{}, r.CreatedAt.Add(-ttl), r.CreatedAt} {
-			got, err := s.IdempotencyGet(ctx, sc, r.Key, since)
-			wantNoErr(t, "IdempotencyGet", err)
-			wantSame(t, "IdempotencyGet", got, r)
+			wantRecord(t, s, "(since "+since.Format(time.RFC3339)+")", sc, r, since)
 		}
-		_, err := s.IdempotencyGet(ctx, sc, r.Key, r.CreatedAt.Add(time.Millisecond))
-		wantErr(t, "IdempotencyGet(since after the record)", err, store.ErrNotFound)
-		_, err = s.IdempotencyGet(ctx, sc, "key-unknown", time.Time{})
-		wantErr(t, "IdempotencyGet(unknown key)", err, store.ErrNotFound)
+		wantNoRecord(t, s, "(since after the record)", sc, r.Key, r.CreatedAt.Add(time.Millisecond))
+		wantNoRecord(t, s, "(unknown key)", sc, "key-unknown", time.Time{})
 
-		// Inside a transaction too.
+		// Inside a transaction too, under the key's lock.
 		transact(t, s, func(q store.Q) error {
-			if err := q.IdempotencyLock(ctx, sc, r.Key); err != nil {
+			if err := q.IdempotencyLockAll(ctx, []store.IdemKey{{Scope: sc, Key: r.Key}}); err != nil {
 				return err
 			}
-			got, err := q.IdempotencyGet(ctx, sc, r.Key, r.CreatedAt.Add(-ttl))
-			if err != nil {
-				return err
-			}
-			wantSame(t, "IdempotencyGet in a transaction", got, r)
+			wantRecord(t, q, "(in a transaction)", sc, r, r.CreatedAt.Add(-ttl))
 			return nil
 		})
 	})
 
 	t.Run("PutLive", func(t *testing.T) {
 		t.Parallel()
-		s, ctx := open(t), t.Context()
+		s := open(t)
 		sc := newScope(t, s)
 		r := newRecord(at(time.Hour))
-		wantNoErr(t, "IdempotencyPut", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+		wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 
 		again := r
 		again.Status, again.Body, again.CreatedAt = 500, []byte(`{}`), at(2*time.Hour)
 		err := putRecord(t, s, sc, again, again.CreatedAt.Add(-ttl))
-		wantErr(t, "IdempotencyPut(live key)", err, store.ErrConflict)
+		wantErr(t, "WritesApply(record of a live key)", err, store.ErrConflict)
 
-		// since is inclusive here too: a record stored exactly at since is
-		// still live, as IdempotencyGet sees it.
+		// Lapsed is exclusive: a record stored exactly at Lapsed is still
+		// live, as IdempotencyGet's inclusive since sees it.
 		err = putRecord(t, s, sc, again, r.CreatedAt)
-		wantErr(t, "IdempotencyPut(key stored exactly at since)", err, store.ErrConflict)
+		wantErr(t, "WritesApply(record of a key stored exactly at Lapsed)", err, store.ErrConflict)
 
-		got, err := s.IdempotencyGet(ctx, sc, r.Key, time.Time{})
-		wantNoErr(t, "IdempotencyGet", err)
-		wantSame(t, "IdempotencyGet after a conflicting put", got, r)
+		wantRecord(t, s, "(after a conflicting write)", sc, r, time.Time{})
 	})
 
 	t.Run("PutLapsed", func(t *testing.T) {
 		t.Parallel()
-		s, ctx := open(t), t.Context()
+		s := open(t)
 		sc := newScope(t, s)
 		r := newRecord(t0)
-		wantNoErr(t, "IdempotencyPut", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+		wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 
 		later := r
 		later.Method, later.Path, later.Status, later.Body = "DELETE", "/v1/reservations/res_1", 200, []byte(`{"ok":true}`)
 		later.CreatedAt = at(2 * ttl)
-		wantNoErr(t, "IdempotencyPut(over a lapsed record)", putRecord(t, s, sc, later, later.CreatedAt.Add(-ttl)))
-
-		got, err := s.IdempotencyGet(ctx, sc, r.Key, later.CreatedAt.Add(-ttl))
-		wantNoErr(t, "IdempotencyGet", err)
-		wantSame(t, "IdempotencyGet after replacing a lapsed record", got, later)
+		// The lapsed record is not found at the new record's since...
+		wantNoRecord(t, s, "(lapsed)", sc, r.Key, later.CreatedAt.Add(-ttl))
+		// ...and a new record replaces it.
+		wantNoErr(t, "WritesApply(record over a lapsed one)", putRecord(t, s, sc, later, later.CreatedAt.Add(-ttl)))
+		wantRecord(t, s, "(after replacing a lapsed record)", sc, later, later.CreatedAt.Add(-ttl))
+		wantRecord(t, s, "(after replacing a lapsed record)", sc, later, time.Time{})
 	})
 
 	t.Run("KeyPerScope", func(t *testing.T) {
 		t.Parallel()
-		s, ctx := open(t), t.Context()
+		s := open(t)
 		sc := newScope(t, s)
 		r := newRecord(t0)
-		wantNoErr(t, "IdempotencyPut", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+		wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 		for _, other := range []store.Scope{{TenantID: sc.TenantID, Env: "test"}, newScope(t, s)} {
 			o := r
 			o.Body = []byte(other.TenantID + "/" + other.Env)
-			wantNoErr(t, "IdempotencyPut(same key, another scope)", putRecord(t, s, other, o, o.CreatedAt.Add(-ttl)))
-			got, err := s.IdempotencyGet(ctx, other, r.Key, time.Time{})
-			wantNoErr(t, "IdempotencyGet", err)
-			wantSame(t, "IdempotencyGet(another scope)", got, o)
+			wantNoErr(t, "WritesApply(record of the same key, another scope)", putRecord(t, s, other, o, o.CreatedAt.Add(-ttl)))
+			wantRecord(t, s, "(another scope)", other, o, time.Time{})
 		}
-		got, err := s.IdempotencyGet(ctx, sc, r.Key, time.Time{})
-		wantNoErr(t, "IdempotencyGet", err)
-		wantSame(t, "IdempotencyGet", got, r)
+		wantRecord(t, s, "", sc, r, time.Time{})
 	})
 
 	t.Run("Purge", func(t *testing.T) {
@@ -135,9 +157,9 @@ func testIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 		edge := newRecord(at(2 * time.Hour)) // stored exactly at the cut-off: kept
 		fresh := newRecord(at(3 * time.Hour))
 		for _, r := range []store.IdempotencyRecord{old, edge, fresh} {
-			wantNoErr(t, "IdempotencyPut", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+			wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 		}
-		wantNoErr(t, "IdempotencyPut", putRecord(t, s, other, older, older.CreatedAt.Add(-ttl)))
+		wantNoErr(t, "WritesApply(record)", putRecord(t, s, other, older, older.CreatedAt.Add(-ttl)))
 
 		var n int64
 		transact(t, s, func(q store.Q) error {
@@ -148,14 +170,10 @@ func testIdempotency(t *testing.T, open func(t *testing.T) store.Store) {
 		if n != 2 {
 			t.Errorf("IdempotencyPurge() = %d, want 2", n)
 		}
-		_, err := s.IdempotencyGet(ctx, sc, old.Key, time.Time{})
-		wantErr(t, "IdempotencyGet(purged)", err, store.ErrNotFound)
-		_, err = s.IdempotencyGet(ctx, other, older.Key, time.Time{})
-		wantErr(t, "IdempotencyGet(purged, another tenant's)", err, store.ErrNotFound)
+		wantNoRecord(t, s, "(purged)", sc, old.Key, time.Time{})
+		wantNoRecord(t, s, "(purged, another tenant's)", other, older.Key, time.Time{})
 		for _, r := range []store.IdempotencyRecord{edge, fresh} {
-			got, err := s.IdempotencyGet(ctx, sc, r.Key, time.Time{})
-			wantNoErr(t, "IdempotencyGet(kept)", err)
-			wantSame(t, "IdempotencyGet(kept)", got, r)
+			wantRecord(t, s, "(kept)", sc, r, time.Time{})
 		}
 
 		transact(t, s, func(q store.Q) error {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -22,14 +23,35 @@ func newEntry(customerID string, typ credit.EntryType, delta, balanceAfter int64
 }
 
 // appendEntries appends es in one transaction and returns them with the Seq
-// the store assigned.
+// the store assigned, read back through LedgerList: WritesApply leaves Seq
+// unset, which this checks too.
 func appendEntries(t *testing.T, s store.Store, sc store.Scope, es ...store.LedgerEntry) []store.LedgerEntry {
 	t.Helper()
-	out := make([]store.LedgerEntry, len(es))
-	transact(t, s, func(q store.Q) error {
-		copy(out, es)
-		return q.LedgerAppend(t.Context(), sc, out)
-	})
+	out := slices.Clone(es)
+	for i := range out {
+		out[i].Seq = 0
+	}
+	mustApply(t, s, &store.Writes{Scope: sc, Ledger: out})
+	seq := make(map[string]int64)
+	listed := make(map[string]bool)
+	for i, e := range out {
+		if e.Seq != 0 {
+			t.Errorf("WritesApply() set the Seq of entry %s to %d, want it left unset", e.ID, e.Seq)
+		}
+		if !listed[e.CustomerID] {
+			listed[e.CustomerID] = true
+			got, err := s.LedgerList(t.Context(), sc, e.CustomerID, "", store.Page{Limit: 1000})
+			wantNoErr(t, "LedgerList", err)
+			for _, g := range got {
+				seq[g.ID] = g.Seq
+			}
+		}
+		n, ok := seq[e.ID]
+		if !ok {
+			t.Fatalf("LedgerList() after WritesApply has no entry %s", e.ID)
+		}
+		out[i].Seq = n
+	}
 	return out
 }
 
@@ -57,7 +79,7 @@ func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
 		all := append(first, second...)
 		for i := 1; i < len(all); i++ {
 			if all[i].Seq <= all[i-1].Seq {
-				t.Fatalf("LedgerAppend() Seq %d after %d, want increasing", all[i].Seq, all[i-1].Seq)
+				t.Fatalf("ledger Seq %d after %d, want increasing in the order written", all[i].Seq, all[i-1].Seq)
 			}
 		}
 
@@ -97,17 +119,20 @@ func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
 func testUsageEvent(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Insert", func(t *testing.T) {
 		t.Parallel()
-		s, ctx := open(t), t.Context()
+		s := open(t)
 		sc := newScope(t, s)
 		c := newCustomer(t, s, sc)
 		e := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: "api_calls", Units: 3, Cost: 15,
 			IdempotencyKey: "key-1", Metadata: json.RawMessage(`{"endpoint": "/v1/chat"}`), CreatedAt: t0}
-		transact(t, s, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, e) })
+		mustApply(t, s, &store.Writes{Scope: sc, Usage: []store.UsageEvent{e}})
 		noMeta := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: "api_calls", Units: 1,
 			IdempotencyKey: "key-2", CreatedAt: t0}
-		transact(t, s, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, noMeta) })
+		mustApply(t, s, &store.Writes{Scope: sc, Usage: []store.UsageEvent{noMeta}})
 
-		err := s.Transact(ctx, func(q store.Q) error { return q.UsageEventInsert(ctx, sc, e) })
-		wantErr(t, "UsageEventInsert(same id)", err, store.ErrConflict)
+		// No method reads usage events back: a taken id shows they are there.
+		for _, again := range []store.UsageEvent{e, noMeta} {
+			err := apply(t, s, &store.Writes{Scope: sc, Usage: []store.UsageEvent{again}})
+			wantErr(t, "WritesApply(usage event with a taken id)", err, store.ErrConflict)
+		}
 	})
 }

@@ -62,14 +62,6 @@ var planAllowed = []struct {
 		`^SELECT count\(\*\) FROM api_keys$`, "api_keys", "*"},
 	{"schema migrations keep their own bookkeeping",
 		`goose_db_version`, "goose_db_version", "*"},
-	// BlockUpdateRemaining names a block without its customer, so the primary
-	// key (tenant, environment, customer, id) serves only its first two
-	// columns: a search through every block of the scope. Nothing outside
-	// the stores calls it any more (group commit updates blocks by their
-	// whole key through WritesApply): delete the method and this entry.
-	{"BlockUpdateRemaining, to be deleted",
-		`^UPDATE blocks SET remaining_amount = (\?|\$1) WHERE tenant_id = (\?|\$2) AND env = (\?|\$3) AND id = (\?|\$4)$`,
-		"blocks", "sqlite_autoindex_blocks_1|blocks_pkey"},
 }
 
 var planAllowedRE = func() []*regexp.Regexp {

@@ -20,13 +20,11 @@ func testRead(t *testing.T, open func(t *testing.T) store.Store) {
 			wantNoErr(t, "CustomerGet in Read", err)
 			// A write commits between the two reads of one Read.
 			transact(t, s, func(w store.Q) error {
-				if _, err := w.AccountLock(ctx, sc, c.ID); err != nil {
+				if _, err := w.AccountsLoad(ctx, []store.CustomerKey{{Scope: sc, CustomerID: c.ID}}); err != nil {
 					return err
 				}
-				if err := w.BlockInsert(ctx, sc, newBlock(c.ID, 1, 100, 100)); err != nil {
-					return err
-				}
-				return w.AccountUpdate(ctx, sc, c.ID, credit.Account{Balance: 100, LifetimeEarned: 100, Version: 1})
+				return w.WritesApply(ctx, &store.Writes{Scope: sc, Blocks: []store.Block{newBlock(c.ID, 1, 100, 100)},
+					Accounts: []store.AccountUpdate{{CustomerID: c.ID, Account: credit.Account{Balance: 100, LifetimeEarned: 100, Version: 1}}}})
 			})
 			blocks, err := q.BlockList(ctx, sc, c.ID)
 			wantNoErr(t, "BlockList in Read", err)
@@ -51,9 +49,11 @@ func testRead(t *testing.T, open func(t *testing.T) store.Store) {
 		sc := newScope(t, s)
 		ctx := t.Context()
 		c := store.Customer{ID: ids.UUID(), CreatedAt: t0}
-		err := s.Read(ctx, func(q store.Q) error { return q.CustomerCreate(ctx, sc, c) })
+		err := s.Read(ctx, func(q store.Q) error {
+			return q.WritesApply(ctx, &store.Writes{Scope: sc, Customers: []store.Customer{c}})
+		})
 		if err == nil {
-			t.Errorf("CustomerCreate inside Read succeeded, want an error (reads never write)")
+			t.Errorf("WritesApply inside Read succeeded, want an error (reads never write)")
 		}
 		if _, err := s.CustomerGet(ctx, sc, c.ID); err == nil {
 			t.Errorf("customer written inside Read is visible, want nothing written")

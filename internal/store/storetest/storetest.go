@@ -7,7 +7,9 @@
 // and store.ErrConflict, stored times at millisecond precision with Equal,
 // JSON by value (a backend may re-encode it), and lists by their ids and
 // order. Every write goes through Transact, the only write path the store
-// promises; reads run both inside and outside transactions.
+// promises, and a customer's rows and idempotency records are written, in the
+// cases as in the service, through WritesApply alone; reads run both inside
+// and outside transactions.
 //
 // Limits: the suite checks one store at a time. Several processes writing to
 // one database are the PostgreSQL backend's own tests to cover.
@@ -77,6 +79,20 @@ func inOrder(steps ...func() error) error {
 	return nil
 }
 
+// apply runs WritesApply(w) in its own transaction.
+func apply(t *testing.T, s store.Store, w *store.Writes) error {
+	return s.Transact(t.Context(), func(q store.Q) error { return q.WritesApply(t.Context(), w) })
+}
+
+// mustApply runs WritesApply(w) in its own transaction and fails the test
+// if it fails.
+func mustApply(t *testing.T, s store.Store, w *store.Writes) {
+	t.Helper()
+	if err := apply(t, s, w); err != nil {
+		t.Fatalf("WritesApply: %v", err)
+	}
+}
+
 // newTenant stores a tenant with a fresh id, created at t0.
 func newTenant(t *testing.T, s store.Store) store.Tenant {
 	t.Helper()
@@ -96,7 +112,7 @@ func newScope(t *testing.T, s store.Store) store.Scope {
 func newCustomer(t *testing.T, s store.Store, sc store.Scope) store.Customer {
 	t.Helper()
 	c := store.Customer{ID: ids.UUID(), DisplayName: "Ada", CreatedAt: t0}
-	transact(t, s, func(q store.Q) error { return q.CustomerCreate(t.Context(), sc, c) })
+	mustApply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{c}})
 	return c
 }
 

@@ -37,27 +37,37 @@ func newWritten() written {
 	}
 }
 
-// write stores w with q, and changes the account of the existing customer
-// acct.
+// write stores w with q as the service does, and changes the account of the
+// existing customer acct: it takes the record's key lock and the account's
+// lock, creates the metric and its rule, and writes the rest through
+// WritesApply.
 func (w written) write(t *testing.T, q store.Q, sc store.Scope, acct string) error {
 	ctx := t.Context()
-	if err := q.IdempotencyLock(ctx, sc, w.record.Key); err != nil {
+	if err := q.IdempotencyLockAll(ctx, []store.IdemKey{{Scope: sc, Key: w.record.Key}}); err != nil {
 		return err
 	}
-	if _, err := q.AccountLock(ctx, sc, acct); err != nil {
+	rows, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: sc, CustomerID: acct}})
+	if err != nil {
 		return err
+	}
+	if len(rows) != 1 {
+		return fmt.Errorf("AccountsLoad(existing customer) = %d rows, want 1", len(rows))
 	}
 	return inOrder(
-		func() error {
-			return q.AccountUpdate(ctx, sc, acct, credit.Account{Balance: 5, LifetimeEarned: 5, Version: 1})
-		},
-		func() error { return q.CustomerCreate(ctx, sc, w.customer) },
 		func() error { return q.MetricCreate(ctx, sc, w.metric) },
 		func() error { return q.RuleCreate(ctx, sc, w.rule) },
-		func() error { return q.BlockInsert(ctx, sc, w.block) },
-		func() error { return q.LedgerAppend(ctx, sc, []store.LedgerEntry{w.entry}) },
-		func() error { return q.UsageEventInsert(ctx, sc, w.event) },
-		func() error { return q.IdempotencyPut(ctx, sc, w.record, t0.Add(-ttl)) },
+		func() error {
+			return q.WritesApply(ctx, &store.Writes{
+				Scope:       sc,
+				Customers:   []store.Customer{w.customer},
+				Accounts:    []store.AccountUpdate{{CustomerID: acct, Account: credit.Account{Balance: 5, LifetimeEarned: 5, Version: 1}}},
+				Blocks:      []store.Block{w.block},
+				Ledger:      []store.LedgerEntry{w.entry},
+				Usage:       []store.UsageEvent{w.event},
+				Idempotency: []store.IdempotencyRecord{w.record},
+				Lapsed:      t0.Add(-ttl),
+			})
+		},
 	)
 }
 
@@ -173,9 +183,9 @@ func testTransact(t *testing.T, open func(t *testing.T) store.Store) {
 			if err := w.write(t, q, sc, acct); err != nil {
 				t.Errorf("write: %v", err)
 			}
-			return q.CustomerCreate(ctx, sc, taken)
+			return q.WritesApply(ctx, &store.Writes{Scope: sc, Customers: []store.Customer{taken}})
 		})
-		wantErr(t, "Transact(CustomerCreate(taken id))", err, store.ErrConflict)
+		wantErr(t, "Transact(WritesApply(customer with a taken id))", err, store.ErrConflict)
 		w.wantNone(t, s, sc, acct)
 	})
 
@@ -215,13 +225,17 @@ func testTransact(t *testing.T, open func(t *testing.T) store.Store) {
 			wg.Go(func() {
 				for range perWorker {
 					err := s.Transact(ctx, func(q store.Q) error {
-						a, err := q.AccountLock(ctx, sc, c.ID)
+						rows, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: sc, CustomerID: c.ID}})
 						if err != nil {
 							return err
 						}
+						if len(rows) != 1 {
+							return fmt.Errorf("AccountsLoad(one customer) = %d rows, want 1", len(rows))
+						}
+						a := rows[0].Customer.Account
 						a.Balance++
 						a.Version++
-						return q.AccountUpdate(ctx, sc, c.ID, a)
+						return q.WritesApply(ctx, &store.Writes{Scope: sc, Accounts: []store.AccountUpdate{{CustomerID: c.ID, Account: a}}})
 					})
 					if err != nil {
 						t.Errorf("Transact: %v", err)

@@ -27,14 +27,16 @@ func testWall(t *testing.T, open func(t *testing.T) store.Store) {
 		b.ExpiresAt = at(-time.Hour)
 		e := newEntry(c.ID, credit.EntryGrant, 100, 100)
 		rec := newRecord(t0)
+		ev := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: m.Key, Units: 1, Cost: 1, CreatedAt: t0}
 		transact(t, s, func(q store.Q) error {
 			return inOrder(
-				func() error { return q.CustomerCreate(ctx, sc, c) },
 				func() error { return q.MetricCreate(ctx, sc, m) },
 				func() error { return q.RuleCreate(ctx, sc, r) },
-				func() error { return q.BlockInsert(ctx, sc, b) },
-				func() error { return q.LedgerAppend(ctx, sc, []store.LedgerEntry{e}) },
-				func() error { return q.IdempotencyPut(ctx, sc, rec, t0.Add(-ttl)) },
+				func() error {
+					return q.WritesApply(ctx, &store.Writes{Scope: sc, Customers: []store.Customer{c}, Blocks: []store.Block{b},
+						Ledger: []store.LedgerEntry{e}, Usage: []store.UsageEvent{ev}, Idempotency: []store.IdempotencyRecord{rec},
+						Lapsed: t0.Add(-ttl)})
+				},
 			)
 		})
 
@@ -44,6 +46,11 @@ func testWall(t *testing.T, open func(t *testing.T) store.Store) {
 			wantErr(t, "CustomerGet", err, store.ErrNotFound)
 			_, err = s.CustomerByExternalID(ctx, other, c.ExternalID)
 			wantErr(t, "CustomerByExternalID", err, store.ErrNotFound)
+			found, err := s.CustomerIDsByExternal(ctx, other, []string{c.ExternalID})
+			wantNoErr(t, "CustomerIDsByExternal", err)
+			if len(found) != 0 {
+				t.Errorf("CustomerIDsByExternal() = %v, want nothing", found)
+			}
 			cs, err := s.CustomerList(ctx, other, store.Page{Limit: 100})
 			wantNoErr(t, "CustomerList", err)
 			wantIDs(t, "CustomerList", cs, customerID)
@@ -65,20 +72,27 @@ func testWall(t *testing.T, open func(t *testing.T) store.Store) {
 			es, err := s.LedgerList(ctx, other, c.ID, "", store.Page{Limit: 100})
 			wantNoErr(t, "LedgerList", err)
 			wantIDs(t, "LedgerList", es, entryID)
-			_, err = s.IdempotencyGet(ctx, other, rec.Key, time.Time{})
-			wantErr(t, "IdempotencyGet", err, store.ErrNotFound)
+			wantNoRecord(t, s, "", other, rec.Key, time.Time{})
 
-			err = s.Transact(ctx, func(q store.Q) error {
-				_, err := q.AccountLock(ctx, other, c.ID)
+			transact(t, s, func(q store.Q) error {
+				rows, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: other, CustomerID: c.ID}})
+				if len(rows) != 0 {
+					t.Errorf("AccountsLoad() = %d rows, want none", len(rows))
+				}
 				return err
 			})
-			wantErr(t, "AccountLock", err, store.ErrNotFound)
-			err = s.Transact(ctx, func(q store.Q) error {
-				return q.AccountUpdate(ctx, other, c.ID, credit.Account{})
-			})
-			wantErr(t, "AccountUpdate", err, store.ErrNotFound)
-			err = s.Transact(ctx, func(q store.Q) error { return q.BlockUpdateRemaining(ctx, other, b.ID, 0) })
-			wantErr(t, "BlockUpdateRemaining", err, store.ErrNotFound)
+			err = apply(t, s, &store.Writes{Scope: other, Accounts: []store.AccountUpdate{{CustomerID: c.ID}}})
+			wantErr(t, "WritesApply(account)", err, store.ErrNotFound)
+			err = apply(t, s, &store.Writes{Scope: other, Remaining: []store.BlockRemaining{{CustomerID: c.ID, BlockID: b.ID}}})
+			wantErr(t, "WritesApply(block's remaining)", err, store.ErrNotFound)
+			// The customer's id and external id, its block's and usage
+			// event's ids and the idempotency key are free elsewhere: new rows
+			// of one scope never meet another's. (A ledger entry's id is
+			// unique across scopes.)
+			twin := c
+			twin.Account = credit.Account{}
+			mustApply(t, s, &store.Writes{Scope: other, Customers: []store.Customer{twin}, Blocks: []store.Block{b},
+				Usage: []store.UsageEvent{ev}, Idempotency: []store.IdempotencyRecord{rec}, Lapsed: t0.Add(-ttl)})
 			// A rule for the same metric key elsewhere supersedes nothing here.
 			transact(t, s, func(q store.Q) error {
 				return q.RuleCreate(ctx, other, store.Rule{ID: ids.New(ids.Rule), MetricKey: m.Key, CreatedAt: t0,
@@ -100,8 +114,6 @@ func testWall(t *testing.T, open func(t *testing.T) store.Store) {
 		es, err := s.LedgerList(ctx, sc, c.ID, "", store.Page{Limit: 100})
 		wantNoErr(t, "LedgerList", err)
 		wantIDs(t, "LedgerList", es, entryID, e.ID)
-		gotRec, err := s.IdempotencyGet(ctx, sc, rec.Key, time.Time{})
-		wantNoErr(t, "IdempotencyGet", err)
-		wantSame(t, "IdempotencyGet", gotRec, rec)
+		wantRecord(t, s, "", sc, rec, time.Time{})
 	})
 }
