@@ -421,7 +421,8 @@ func (ts *testServer) dump(t *testing.T) string {
 	rows.Close()
 	var out strings.Builder
 	for _, tbl := range tables {
-		rows, err := ts.dumpDB.Query(`SELECT * FROM "` + tbl + `" ORDER BY rowid`)
+		// Rows are sorted as text: some tables have no rowid to order by.
+		rows, err := ts.dumpDB.Query(`SELECT * FROM "` + tbl + `"`)
 		if err != nil {
 			t.Fatalf("dump %s: %v", tbl, err)
 		}
@@ -431,20 +432,27 @@ func (ts *testServer) dump(t *testing.T) string {
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
+		var lines []string
 		for rows.Next() {
 			if err := rows.Scan(ptrs...); err != nil {
 				t.Fatalf("dump %s: %v", tbl, err)
 			}
-			fmt.Fprintf(&out, "%s:", tbl)
+			var line strings.Builder
+			fmt.Fprintf(&line, "%s:", tbl)
 			for _, v := range vals {
 				if b, ok := v.([]byte); ok {
 					v = string(b)
 				}
-				fmt.Fprintf(&out, " %v", v)
+				fmt.Fprintf(&line, " %v", v)
 			}
-			out.WriteByte('\n')
+			lines = append(lines, line.String())
 		}
 		rows.Close()
+		slices.Sort(lines)
+		for _, l := range lines {
+			out.WriteString(l)
+			out.WriteByte('\n')
+		}
 	}
 	return out.String()
 }
