@@ -68,6 +68,10 @@ func BenchmarkUsage(b *testing.B) {
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "debits/s")
 				b.ReportMetric(float64(cmds.Load())/float64(max(1, groups.Load())), "cmds/group")
+				b.StopTimer()
+				if err := st.Read(ctx, func(q store.Q) error { return CheckInvariants(ctx, q, scope) }); err != nil {
+					b.Fatalf("invariants after the run: %v", err)
+				}
 			})
 		}
 	}
