@@ -57,15 +57,6 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultPoolSize
 	}
-	// Plan every statement for its own arguments, against the tables as
-	// they are now. A generic plan is fixed after a statement's fifth run
-	// and kept until the next ANALYZE; made while a table was small (a new
-	// database filling up), it scanned a table that had since grown, at tens
-	// of milliseconds a statement. Every statement here is a short,
-	// key-bound one, so planning each costs little.
-	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	}
 	if traceQuery != nil {
 		cfg.ConnConfig.Tracer = tracer{traceQuery}
 	}
