@@ -23,7 +23,8 @@
 # pgbench and creditd. SCALE=1 adds the data-size runs (the same 100
 # customers debited with 100 and with SCALE_CUSTOMERS, default 100,000,
 # customers in the database). STORES (default "sqlite postgres") picks the
-# stores creditd is measured on.
+# stores creditd is measured on. KEEP=1 keeps the working directory (logs,
+# the PostgreSQL data directory, each run's JSON) instead of removing it.
 #
 # Usage: scripts/bench.sh            DURATION=3s CLIENTS=16 scripts/bench.sh
 set -euo pipefail
