@@ -8,8 +8,10 @@
 // not installed, NewDatabase skips the test with a one-line message, unless
 // CREDITD_TEST_REQUIRE_POSTGRES=1 (set by CI), which makes it a failure.
 //
-// The server runs with fsync=off: fine for ordinary tests, never for crash
-// tests.
+// The shared server runs with fsync=off: fine for ordinary tests, never for
+// crash tests. A test that needs a server of its own, for instance to crash
+// it with the durability settings of production on, starts one with
+// StartServer(t, Options{Durable: true}).
 package pgtest
 
 import (
@@ -45,6 +47,9 @@ type server struct {
 	dir    string // owns data/, the socket and the log
 	bindir string
 	asUser string // run server commands as this user ("" = as ourselves)
+	// durable: fsync, synchronous_commit and full_page_writes on, and a
+	// synced initdb; otherwise all off, for speed.
+	durable bool
 }
 
 // Main runs the tests and stops the server if one was started.
@@ -71,19 +76,26 @@ func Required() bool { return os.Getenv("CREDITD_TEST_REQUIRE_POSTGRES") == "1" 
 // NewDatabase returns the URL of a new, migrated, empty database.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { srv, srvErr = start() })
+	once.Do(func() { srv, srvErr = startShared() })
 	if srvErr != nil {
-		var missing *missingError
-		if errors.As(srvErr, &missing) && !Required() {
-			t.Skipf("pgtest: %v (set CREDITD_TEST_REQUIRE_POSTGRES=1 to fail instead)", srvErr)
-		}
-		t.Fatalf("pgtest: %v", srvErr)
+		skipOrFail(t, srvErr)
 	}
 	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbCount.Add(1))
 	if err := srv.exec(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, template)); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	return srv.url(name)
+}
+
+// skipOrFail ends the test on an error starting a server: a skip when the
+// binaries are missing and they are not Required, a failure otherwise.
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	var missing *missingError
+	if errors.As(err, &missing) && !Required() {
+		t.Skipf("pgtest: %v (set CREDITD_TEST_REQUIRE_POSTGRES=1 to fail instead)", err)
+	}
+	t.Fatalf("pgtest: %v", err)
 }
 
 // missingError reports that the server binaries are not installed.
@@ -110,12 +122,14 @@ func findBindir() (string, error) {
 	return "", &missingError{"no initdb via pg_config --bindir, /usr/lib/postgresql/*/bin or PATH"}
 }
 
-func start() (*server, error) {
+// newServer finds the binaries and makes the server's directory, owned by
+// the server user. Nothing runs yet.
+func newServer(durable bool) (*server, error) {
 	bindir, err := findBindir()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bindir: bindir}
+	s := &server{bindir: bindir, durable: durable}
 	if os.Geteuid() == 0 {
 		// initdb refuses to run as root: the server runs as postgres.
 		if _, err := user.Lookup("postgres"); err != nil {
@@ -130,23 +144,60 @@ func start() (*server, error) {
 		return nil, err
 	}
 	if err := os.Chmod(s.dir, 0o755); err != nil {
+		os.RemoveAll(s.dir)
 		return nil, err
 	}
 	if s.asUser != "" {
 		if out, err := exec.Command("chown", s.asUser, s.dir).CombinedOutput(); err != nil {
+			os.RemoveAll(s.dir)
 			return nil, fmt.Errorf("chown %s: %v: %s", s.dir, err, out)
 		}
 	}
-	data := filepath.Join(s.dir, "data")
-	if out, err := s.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
-		os.RemoveAll(s.dir)
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	return s, nil
+}
+
+func (s *server) data() string { return filepath.Join(s.dir, "data") }
+
+// initdb makes the cluster: synced to disk only for a durable server.
+func (s *server) initdb() error {
+	args := []string{"-D", s.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions"}
+	if !s.durable {
+		args = append(args, "--no-sync")
 	}
+	if out, err := s.run("initdb", args...); err != nil {
+		return fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	return nil
+}
+
+// start starts the server (after a crash: runs its recovery) and waits until
+// it accepts connections. Only a durable server has fsync,
+// synchronous_commit and full_page_writes on.
+func (s *server) start() error {
 	opts := fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", s.dir)
-	if out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(s.dir, "log"), "-o", opts); err != nil {
+	if s.durable {
+		opts = fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=100", s.dir)
+	}
+	if out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
+		return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+	}
+	return nil
+}
+
+// startShared starts the shared server and migrates its template database.
+func startShared() (*server, error) {
+	s, err := newServer(false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.initdb(); err != nil {
 		os.RemoveAll(s.dir)
-		return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+		return nil, err
+	}
+	if err := s.start(); err != nil {
+		os.RemoveAll(s.dir)
+		return nil, err
 	}
 	if err := s.exec(`CREATE DATABASE ` + template); err != nil {
 		s.stop()
@@ -199,11 +250,22 @@ func (s *server) exec(sql string) error {
 	return err
 }
 
-func (s *server) stop() error {
-	out, err := s.run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", filepath.Join(s.dir, "data"))
-	os.RemoveAll(s.dir)
-	if err != nil {
-		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+// halt stops the server in the given pg_ctl mode and keeps its data.
+// "immediate" is a crash: every server process is killed at once, with no
+// checkpoint, and the next start recovers from the write-ahead log.
+func (s *server) halt(mode string) error {
+	if out, err := s.run("pg_ctl", "stop", "-m", mode, "-w", "-D", s.data()); err != nil {
+		return fmt.Errorf("pg_ctl stop -m %s: %v: %s", mode, err, out)
 	}
 	return nil
+}
+
+// stop stops the server, if it runs, and removes its directory.
+func (s *server) stop() error {
+	var err error
+	if _, statErr := os.Stat(filepath.Join(s.data(), "postmaster.pid")); statErr == nil {
+		err = s.halt("immediate")
+	}
+	os.RemoveAll(s.dir)
+	return err
 }

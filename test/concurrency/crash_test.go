@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/pgtest"
 	"github.com/creditd/creditd/internal/store"
 )
 
@@ -47,7 +48,7 @@ import (
 //
 // Three rounds per backend, on one database whose state carries over. On
 // PostgreSQL the server is crash-tested with its durability settings on
-// (see durablePostgres), and in the second round the database server is
+// (see startDurablePostgres), and in the second round the database server is
 // crashed too, right after creditd: what was acknowledged must survive its
 // recovery.
 
@@ -128,7 +129,7 @@ type crashReq struct {
 type crashRun struct {
 	t     *testing.T
 	dbURL string
-	pg    *durablePostgres
+	pg    *pgtest.Server
 	key   string
 	api   *api
 	in    *instance
@@ -156,7 +157,7 @@ func (cr *crashRun) fail(format string, args ...any) {
 
 func custExt(i int) string { return fmt.Sprintf("crash-cust-%02d", i) }
 
-func runCrash(t *testing.T, dbURL string, pg *durablePostgres) {
+func runCrash(t *testing.T, dbURL string, pg *pgtest.Server) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("crash test: %d rounds, %d clients, %d customers, seed %d", crashRounds, crashClients, crashCustomers, seed)
 	hc := newHTTPClient()
@@ -326,11 +327,11 @@ func (cr *crashRun) load(seed uint64) (unanswered, answered []*crashReq) {
 	in.kill(t)
 	killedAt := time.Since(t0)
 	if cr.pg != nil {
-		cr.pg.waitIdle(t)
+		waitIdle(t, cr.pg)
 		if cr.round == 2 {
 			// The database server crashes too, right after creditd.
-			cr.pg.crash(t)
-			cr.pg.start(t)
+			cr.pg.Crash(t)
+			cr.pg.Start(t)
 			t.Logf("round %d: PostgreSQL crashed (immediate stop) and recovered", cr.round)
 		}
 	}
