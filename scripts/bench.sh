@@ -223,6 +223,25 @@ analyze() {
   sql -d "$2" -c ANALYZE
 }
 
+# audit STORE DATABASE: after the runs, on PostgreSQL, every account's balance
+# must equal what its blocks hold and the sum of its ledger (no expiries
+# here); a benchmark that broke money is no benchmark.
+audit() {
+  [[ $1 == postgres ]] || return 0
+  local bad
+  bad=$(sql -d "$2" -At -c "SELECT count(*) FROM customers c
+    WHERE c.balance <> (SELECT coalesce(sum(remaining_amount), 0) FROM blocks b
+                        WHERE b.tenant_id = c.tenant_id AND b.env = c.env AND b.customer_id = c.id)
+       OR c.balance <> (SELECT coalesce(sum(delta), 0) FROM ledger_entries l
+                        WHERE l.tenant_id = c.tenant_id AND l.env = c.env AND l.customer_id = c.id)")
+  if [[ $bad != 0 ]]; then
+    echo "   ! $1: $bad accounts whose balance differs from their blocks or ledger" >&2
+    failed=1
+  else
+    echo "   $1: audit: every balance equals its blocks and its ledger"
+  fi
+}
+
 # run_creditd STORE DATABASE_URL runs every measured run against one store.
 run_creditd() {
   local store=$1
@@ -244,6 +263,7 @@ run_creditd() {
     measure "$store" "usage at half peak ($half/s)" - events_per_sec --mode usage --customers "$ACCOUNTS" --rate "$half"
   fi
   stop_creditd
+  audit "$store" creditd
 }
 
 STORES=${STORES:-sqlite postgres}
@@ -269,6 +289,7 @@ run_scale() {
   measure "$store" "usage, 100 of $SCALE_CUSTOMERS customers" - events_per_sec --mode usage --customers 100
   measure "$store" "usage, $SCALE_CUSTOMERS customers" - events_per_sec --mode usage --customers "$SCALE_CUSTOMERS"
   stop_creditd
+  audit "$store" "$3"
 }
 
 if [[ ${SCALE:-0} == 1 ]]; then
