@@ -53,8 +53,11 @@ type DB struct {
 // reader empties its whole cache whenever it sees that the writer committed.
 const writerCacheSize = "-65536"
 
-// checkpointEvery is how often the WAL is copied back into the database.
-const checkpointEvery = 100 * time.Millisecond
+// checkpointEvery is how often the WAL is copied back into the database. A
+// page written many times between two checkpoints is copied once; at 1,500
+// debits/s over 10,000 customers, p99 was 10–28 ms with 1 s against 22–26 ms
+// with 100 ms (three runs each, creditd bench --rate 1500).
+const checkpointEvery = time.Second
 
 // checkpoint copies committed WAL frames into the database file in the
 // background, on its own connection. PASSIVE never blocks the writer or the
