@@ -7,7 +7,7 @@
 // is the default.
 //
 // Limits, plainly: SQLite has one writer. Every write transaction starts with
-// BEGIN IMMEDIATE on a single pooled connection, so writes are serialized
+// BEGIN IMMEDIATE on one dedicated connection, so writes are serialized
 // inside this process, and a busy timeout waits for a writer in another
 // process. Reads run concurrently on their own connections and see the last
 // committed state. One process per database file is the supported set-up; run
