@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/store"
 )
 
 // Problem is an RFC 7807 problem body. Code repeats the type's slug so that
@@ -60,6 +61,8 @@ var problemTypes = map[string]struct {
 		"Request bodies are JSON: send Content-Type: application/json."},
 	"rate-limited": {http.StatusTooManyRequests, "Rate limited",
 		"Too many requests for this tenant and environment; retry after Retry-After seconds."},
+	"service-unavailable": {http.StatusServiceUnavailable, "Service unavailable",
+		"The database cannot serve now (down, unreachable, read-only or out of disk); nothing was changed unless a retry with the same Idempotency-Key says so. Retry after Retry-After seconds."},
 	"internal": {http.StatusInternalServerError, "Internal server error",
 		"The server failed; the request id in X-Request-Id finds it in the server's log."},
 }
@@ -95,8 +98,15 @@ func problemOf(err error) Problem {
 		p.Extra = ce.Extra
 		return p
 	}
+	if store.Unavailable(err) {
+		return newProblem("service-unavailable", "the database is unavailable; retry later with the same Idempotency-Key")
+	}
 	return newProblem("internal", "the server failed to handle the request; it has been logged")
 }
+
+// retryAfter is the Retry-After of a 503, in seconds: creditd reconnects by
+// itself as soon as the database is back.
+const retryAfter = "2"
 
 // body returns the problem's JSON, with Extra's members beside the standard
 // ones.
@@ -119,12 +129,16 @@ func (p Problem) body() ([]byte, error) {
 func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := problemOf(err)
 	if p.Status >= 500 {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "request_id", w.Header().Get("X-Request-Id"),
+			"method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	sendProblem(w, p)
 }
 
 func sendProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	body, err := p.body()
 	if err != nil {
 		http.Error(w, "internal server error", http.StatusInternalServerError)

@@ -17,6 +17,7 @@ func (s *Server) handleReady() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := s.ready(r.Context()); err != nil {
 			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			w.Header().Set("Retry-After", retryAfter)
 			return encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		}
 		return encode(w, http.StatusOK, map[string]string{"status": "ready"})

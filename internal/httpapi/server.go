@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/creditd/creditd/internal/ledger"
 	"github.com/creditd/creditd/internal/store"
@@ -30,9 +31,24 @@ type KeyLookup interface {
 // NewServer returns the API handler. ready reports whether the server can
 // take traffic (for /readyz).
 func NewServer(svc *ledger.Service, keys KeyLookup, log *slog.Logger, ready func(context.Context) error) *Server {
+	keys = boundedKeys{keys, svc.Timeout()}
 	s := &Server{svc: svc, keys: keys, log: log, mux: http.NewServeMux(), ready: ready}
 	s.routes()
 	return s
+}
+
+// boundedKeys gives key lookups the service's database deadline: every
+// request starts with one, and a hung database must fail it within seconds
+// (503), not hold it.
+type boundedKeys struct {
+	KeyLookup
+	timeout time.Duration
+}
+
+func (k boundedKeys) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	return k.KeyLookup.APIKeyByHash(ctx, hash)
 }
 
 // ServeHTTP implements http.Handler.

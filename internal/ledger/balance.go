@@ -24,6 +24,8 @@ type Balance struct {
 // but have no expire entry yet are left out here, not recorded. The account
 // row and the blocks come from one snapshot.
 func (s *Service) Balance(ctx context.Context, scope store.Scope, ref CustomerRef) (Balance, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var bal Balance
 	err := s.store.Read(ctx, func(q store.Q) error {
 		c, err := findCustomer(ctx, q, scope, ref)
@@ -76,6 +78,8 @@ type Entitlement struct {
 // Check prices units of metricKey for a customer and compares the cost with
 // the effective balance, as RecordUsage would, without writing anything.
 func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef, metricKey string, units int64) (Entitlement, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := validUnits(units); err != nil {
 		return Entitlement{}, err
 	}
@@ -109,6 +113,8 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 
 // Ledger lists a customer's ledger entries newest first.
 func (s *Service) Ledger(ctx context.Context, scope store.Scope, ref CustomerRef, entryType string, p store.Page) (store.Customer, []store.LedgerEntry, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var c store.Customer
 	var entries []store.LedgerEntry
 	err := s.store.Read(ctx, func(q store.Q) error {

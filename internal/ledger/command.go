@@ -67,6 +67,8 @@ func (s *Service) Execute(ctx context.Context, req Request, prepare func() (Comm
 
 // peek finds a stored answer for req's key without taking its lock.
 func (s *Service) peek(ctx context.Context, req Request) (Response, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if req.Key == "" {
 		return Response{}, false, nil
 	}
@@ -91,6 +93,8 @@ func replayOf(req Request, rec store.IdempotencyRecord) (Response, bool, error) 
 
 // PurgeIdempotency deletes the records that can no longer be replayed.
 func (s *Service) PurgeIdempotency(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.store.Transact(ctx, func(q store.Q) error {
 		var err error

@@ -28,10 +28,6 @@ const maxGroup = 1024
 // takes to send its next request, well under a commit's.
 const linger = 500 * time.Microsecond
 
-// txTimeout bounds one group's transaction. The requests in it may give up
-// sooner; the transaction does not depend on any one of them.
-const txTimeout = 30 * time.Second
-
 // conflictAttempts bounds the runs of a command that keeps losing insert
 // races to another instance (two first grants to one new customer, say).
 const conflictAttempts = 3
@@ -72,6 +68,11 @@ func (s *Service) submit(ctx context.Context, req Request, cmd Command) (Respons
 		cmd.plan(&p)
 		c = s.committers[p.shard(req.Scope)%uint64(len(s.committers))]
 	}
+	// Behind a hung database the queue stops moving: wait for the group
+	// ahead and this command's own, each bounded by the deadline, no longer.
+	// A command whose wait ended before it ran is skipped.
+	ctx, cancel := context.WithTimeout(ctx, 2*s.timeout)
+	defer cancel()
 	pd := &pending{ctx: ctx, req: req, cmd: cmd, result: make(chan outcome, 1)}
 	select {
 	case c.queue <- pd:
@@ -192,7 +193,9 @@ func (c *committer) commit(group []*pending) {
 // lost to another instance) runs the transaction again: it then finds the
 // winner's rows.
 func (s *Service) runGroup(group []*pending) ([]outcome, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	// The service's deadline, not any one request's: the transaction does
+	// not depend on the requests in it, which may give up sooner.
+	ctx, cancel := s.bound(context.Background())
 	defer cancel()
 	var outs []outcome
 	var err error

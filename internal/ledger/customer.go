@@ -33,7 +33,11 @@ func (c CreateCustomer) size() int { return 1 }
 func (c CreateCustomer) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
 	var acc *account
 	if c.In.ExternalID != "" {
-		acc, _ = g.account(req.Scope, CustomerRef{ExternalID: c.In.ExternalID}, true)
+		var err error
+		acc, err = g.account(req.Scope, CustomerRef{ExternalID: c.In.ExternalID}, true)
+		if err != nil {
+			return Response{}, false, err
+		}
 		if !acc.isNew || acc.changed {
 			return Response{}, false, customerExists(acc.customer)
 		}
@@ -54,6 +58,8 @@ func customerExists(c store.Customer) error {
 
 // Customer reads one customer.
 func (s *Service) Customer(ctx context.Context, scope store.Scope, ref CustomerRef) (store.Customer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	c, err := findCustomer(ctx, s.store, scope, ref)
 	if err != nil {
 		return store.Customer{}, notFound(err, "no customer with %s", ref)
@@ -63,5 +69,7 @@ func (s *Service) Customer(ctx context.Context, scope store.Scope, ref CustomerR
 
 // Customers lists customers in creation order.
 func (s *Service) Customers(ctx context.Context, scope store.Scope, p store.Page) ([]store.Customer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.store.CustomerList(ctx, scope, p)
 }

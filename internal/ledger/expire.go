@@ -26,6 +26,8 @@ func (c Expire) apply(ctx context.Context, g *group, req Request) (Response, boo
 // SweepExpired records the expiries due at the clock's now for up to limit
 // customers and returns how many customers it touched.
 func (s *Service) SweepExpired(ctx context.Context, limit int) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	refs, err := s.store.BlockExpiredCustomers(ctx, s.clock(), limit)
 	if err != nil {
 		return 0, err

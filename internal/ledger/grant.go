@@ -101,7 +101,7 @@ func (c Grant) apply(ctx context.Context, g *group, req Request) (Response, bool
 		return Response{}, false, err
 	}
 	acc.newBlocks = append(acc.newBlocks, b)
-	acc.stage(g, []credit.Entry{entry}, entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey, Metadata: in.Metadata})
+	acc.stage(g, []credit.Entry{entry}, entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.accept(g)
 	status, body, err := c.Encode(GrantResult{Block: b, Customer: acc.customer})
 	return Response{Status: status, Body: body}, true, err

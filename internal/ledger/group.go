@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/ids"
 	"github.com/creditd/creditd/internal/store"
 )
 
@@ -141,15 +142,21 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 	}
 	var load []store.CustomerKey
 	for _, scope := range scopes {
-		var ids, externals []string
+		var byID, externals []string
 		for _, r := range byScope[scope].refs {
 			switch {
 			case r.ExternalID != "":
 				externals = append(externals, r.ExternalID)
+				// An external id shaped like a customer id may be one: the
+				// customer it names must be known before a new customer may
+				// take it as an external id (see account).
+				if ids.IsUUID(r.ExternalID) {
+					byID = append(byID, r.ExternalID)
+				}
 			case r.Lenient:
-				ids, externals = append(ids, r.ID), append(externals, r.ID)
+				byID, externals = append(byID, r.ID), append(externals, r.ID)
 			default:
-				ids = append(ids, r.ID)
+				byID = append(byID, r.ID)
 			}
 		}
 		if len(externals) > 0 {
@@ -158,10 +165,10 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 				return err
 			}
 			for _, id := range found {
-				ids = append(ids, id)
+				byID = append(byID, id)
 			}
 		}
-		for _, id := range ids {
+		for _, id := range byID {
 			load = append(load, store.CustomerKey{Scope: scope, CustomerID: id})
 		}
 	}
@@ -214,6 +221,14 @@ func (g *group) account(scope store.Scope, ref CustomerRef, create bool) (*accou
 		return acc, nil
 	}
 	if create && ref.ExternalID != "" {
+		// /v1/customers/{customer_id} takes an id or, failing that, an
+		// external id; a customer whose external id is another's id would
+		// make that path name two customers.
+		if other := g.accounts[custKey{scope, ref.ExternalID}]; other != nil {
+			e := credit.Errorf(credit.EConflict, "external_id %q is the id of another customer; choose another external id", ref.ExternalID)
+			e.Extra = map[string]any{"customer_id": other.customer.ID}
+			return nil, e
+		}
 		acc = newAccount(scope, ref.ExternalID, g.now)
 		g.external[custKey{scope, ref.ExternalID}] = acc
 		g.accounts[custKey{scope, acc.customer.ID}] = acc

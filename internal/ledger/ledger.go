@@ -29,8 +29,50 @@ const IdempotencyTTL = 24 * time.Hour
 type Service struct {
 	store      store.Store
 	now        func() time.Time
+	timeout    time.Duration
 	committers []*committer
 	onGroup    func(size int) // tests: sees each group's size before it runs
+}
+
+// DefaultTimeout is the deadline of every database call the service makes
+// when WithTimeout does not set one.
+const DefaultTimeout = 5 * time.Second
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithTimeout sets the deadline of every database call: each read, each
+// group's transaction. A database that does not answer in time is
+// unavailable (store.Unavailable): a hung or partitioned server fails
+// requests within seconds instead of holding them.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Service) {
+		if d > 0 {
+			s.timeout = d
+		}
+	}
+}
+
+// Timeout is the deadline of every database call (WithTimeout), for the
+// callers that reach the database beside the service (API key lookups).
+func (s *Service) Timeout() time.Duration { return s.timeout }
+
+// bound gives ctx the service's database deadline.
+func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Ready reports whether the database can serve a write now (for /readyz,
+// and before serving at all): a database that is down, hung, read-only or
+// out of disk is store.ErrUnavailable.
+func (s *Service) Ready(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if w, ok := s.store.(interface{ Writable(context.Context) error }); ok {
+		return w.Writable(ctx)
+	}
+	_, err := s.store.APIKeyCount(ctx)
+	return err
 }
 
 // Sharded is a store that takes several write transactions at once
@@ -43,12 +85,15 @@ type Sharded interface {
 // New returns a Service and starts its committers; Close stops them. now is
 // the clock: it is read once per transaction and the value passed down, so
 // that every row of a transaction carries the same time.
-func New(st store.Store, now func() time.Time) *Service {
+func New(st store.Store, now func() time.Time, opts ...Option) *Service {
 	shards := 1
 	if sh, ok := st.(Sharded); ok && sh.WriteShards() > 1 {
 		shards = sh.WriteShards()
 	}
-	s := &Service{store: st, now: now}
+	s := &Service{store: st, now: now, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(s)
+	}
 	for range shards {
 		c := newCommitter(s)
 		s.committers = append(s.committers, c)

@@ -58,6 +58,8 @@ func (c CreateMetric) apply(ctx context.Context, g *group, req Request) (Respons
 
 // Metric reads one billable metric by key.
 func (s *Service) Metric(ctx context.Context, scope store.Scope, key string) (store.Metric, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	m, err := s.store.MetricGet(ctx, scope, key)
 	if err != nil {
 		return store.Metric{}, notFound(err, "no billable metric with key %q", key)
@@ -67,6 +69,8 @@ func (s *Service) Metric(ctx context.Context, scope store.Scope, key string) (st
 
 // Metrics lists billable metrics in creation order.
 func (s *Service) Metrics(ctx context.Context, scope store.Scope, p store.Page) ([]store.Metric, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.store.MetricList(ctx, scope, p)
 }
 
@@ -104,6 +108,8 @@ func (c CreateRule) apply(ctx context.Context, g *group, req Request) (Response,
 
 // Rules lists metering rules in creation order, superseded ones included.
 func (s *Service) Rules(ctx context.Context, scope store.Scope, p store.Page) ([]store.Rule, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.store.RuleList(ctx, scope, p)
 }
 

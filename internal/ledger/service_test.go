@@ -6,6 +6,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -45,35 +46,62 @@ type fixture struct {
 	st    store.Store
 	svc   *Service
 	clock *clock
+	// sum answers a query of one integer straight from the database, beside
+	// the store (for what the store API does not show, such as bytes kept).
+	sum func(t *testing.T, query string) int64
 }
 
 // eachBackend runs fn on a fresh service over each store, named by it, and
 // checks the invariants of both scopes afterwards.
 func eachBackend(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	open := map[string]func(t *testing.T) store.Store{
-		"sqlite": func(t *testing.T) store.Store {
-			db, err := sqlite.Open(filepath.Join(t.TempDir(), "creditd.db"))
+	type opened struct {
+		st  store.Store
+		sum func(t *testing.T, query string) int64
+	}
+	open := map[string]func(t *testing.T) opened{
+		"sqlite": func(t *testing.T) opened {
+			path := filepath.Join(t.TempDir(), "creditd.db")
+			db, err := sqlite.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return db
+			return opened{db, func(t *testing.T, query string) int64 {
+				raw, err := sql.Open(sqlite.DriverName, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer raw.Close()
+				var n int64
+				if err := raw.QueryRowContext(t.Context(), query).Scan(&n); err != nil {
+					t.Fatalf("%s: %v", query, err)
+				}
+				return n
+			}}
 		},
-		"postgres": func(t *testing.T) store.Store {
-			db, err := postgres.Open(t.Context(), pgtest.NewDatabase(t))
+		"postgres": func(t *testing.T) opened {
+			url := pgtest.NewDatabase(t)
+			db, err := postgres.Open(t.Context(), url)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return db
+			return opened{db, func(t *testing.T, query string) int64 {
+				var n int64
+				if err := db.Pool().QueryRow(t.Context(), query).Scan(&n); err != nil {
+					t.Fatalf("%s: %v", query, err)
+				}
+				return n
+			}}
 		},
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
-			st := open[name](t)
+			o := open[name](t)
+			st := o.st
 			t.Cleanup(func() { st.Close() })
 			if err := st.Migrate(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			f := &fixture{st: st, clock: &clock{now: t0}}
+			f := &fixture{st: st, clock: &clock{now: t0}, sum: o.sum}
 			f.svc = New(st, f.clock.Now)
 			t.Cleanup(func() {
 				f.svc.Close()

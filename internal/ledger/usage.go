@@ -87,7 +87,7 @@ func (g *group) recordUsage(ctx context.Context, scope store.Scope, in UsageInpu
 		ID: ids.New(ids.Event), CustomerID: acc.customer.ID, MetricKey: in.MetricKey, Units: in.Units, Cost: cost,
 		IdempotencyKey: in.IdempotencyKey, Metadata: in.Metadata, CreatedAt: g.now,
 	}
-	acc.stage(g, entries, entryRef{Type: "usage_event", ID: ev.ID, IdempotencyKey: in.IdempotencyKey, Metadata: in.Metadata})
+	acc.stage(g, entries, entryRef{Type: "usage_event", ID: ev.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.usage = append(acc.usage, ev)
 	acc.accept(g)
 	return UsageResult{Event: ev, Customer: acc.customer, Entries: entries}, nil

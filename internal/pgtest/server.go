@@ -3,6 +3,10 @@ package pgtest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -89,4 +93,65 @@ func (p *Server) Stop(t testing.TB) {
 	if err := p.s.halt("fast"); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
+}
+
+// Pause stops every process of the server (SIGSTOP) without closing a
+// connection: to a client it looks like a hung server or a network
+// partition. Resume lets them run again.
+func (p *Server) Pause(t testing.TB) {
+	t.Helper()
+	// Stopped processes would not stop: let them run before the server is
+	// stopped at the end of the test, whatever happens in between.
+	t.Cleanup(func() { p.s.signal(syscall.SIGCONT) })
+	if err := p.s.signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("pgtest: pause: %v", err)
+	}
+}
+
+// Resume continues the processes Pause stopped.
+func (p *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := p.s.signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("pgtest: resume: %v", err)
+	}
+}
+
+// signal sends sig to the postmaster and each of its children.
+func (s *server) signal(sig syscall.Signal) error {
+	b, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		return err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return fmt.Errorf("postmaster.pid: %w", err)
+	}
+	pids := []int{pm}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The fields after the command name, which may hold spaces, in
+		// parentheses: state, then the parent's pid.
+		i := strings.LastIndexByte(string(stat), ')')
+		if f := strings.Fields(string(stat[i+1:])); i > 0 && len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("signal %d: %w", pid, err)
+		}
+	}
+	return nil
 }

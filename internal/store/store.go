@@ -91,7 +91,9 @@ type Rule struct {
 // LedgerEntry is one appended ledger line. Seq is assigned by the store when
 // the entry is written and orders entries; it is read back through
 // LedgerList (WritesApply leaves it unset). Entries are never updated or
-// deleted.
+// deleted. Metadata is read only: LedgerList fills it from the entry's
+// reference (the usage event's, the granted block's), where the request
+// stored it once; WritesApply does not write it.
 type LedgerEntry struct {
 	credit.Entry
 	Seq            int64

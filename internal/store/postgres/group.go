@@ -315,21 +315,23 @@ func queueLedger(b *pgx.Batch, s store.Scope, entries []store.LedgerEntry) {
 	cust, ids, types, blocks := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	delta, after := make([]int64, n), make([]int64, n)
 	refTypes, refIDs, keys := make([]string, n), make([]string, n), make([]string, n)
-	metas, created := make([]*string, n), make([]time.Time, n)
+	created := make([]time.Time, n)
 	for i, e := range entries {
 		cust[i], ids[i], types[i], blocks[i], delta[i], after[i] = e.CustomerID, e.ID, string(e.Type), e.BlockID, e.Delta, e.BalanceAfter
-		refTypes[i], refIDs[i], keys[i], metas[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)
+		refTypes[i], refIDs[i], keys[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, ms(e.CreatedAt)
 	}
+	// Entries carry no metadata of their own (store.LedgerEntry): the column
+	// stays NULL, and LedgerList reads it from the reference.
 	queueRows(b, "append ledger entries", n, store.ErrConflict, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type,
-			delta, balance_after, block_id, reference_type, reference_id, idempotency_key, metadata, created_at)
+			delta, balance_after, block_id, reference_type, reference_id, idempotency_key, created_at)
 		SELECT $1, $2, customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
-			idempotency_key, metadata, created_at
+			idempotency_key, created_at
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[],
-				$11::text[], $12::text[], $13::timestamptz[])
+				$11::text[], $12::timestamptz[])
 			WITH ORDINALITY AS u (customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
-				idempotency_key, metadata, created_at, ord)
+				idempotency_key, created_at, ord)
 		ORDER BY ord`,
-		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, metas, created)
+		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, created)
 }
 
 // lastPerKey keeps the last of the items with one key, in the order of their

@@ -13,8 +13,17 @@ import (
 	"github.com/creditd/creditd/internal/store"
 )
 
-const entryColumns = `seq, id, type, delta, balance_after, block_id, reference_type, reference_id,
-	idempotency_key, metadata, created_at`
+// entryColumns reads an entry's metadata from what it refers to, where a
+// request's metadata is stored once: the usage event, or the granted block.
+// Entries written before that rule kept a copy of their own, which wins.
+// Each lookup binds the referenced row's whole primary key.
+const entryColumns = `l.seq, l.id, l.type, l.delta, l.balance_after, l.block_id, l.reference_type, l.reference_id,
+	l.idempotency_key, COALESCE(l.metadata, CASE l.reference_type
+		WHEN 'usage_event' THEN (SELECT u.metadata FROM usage_events u WHERE u.tenant_id = l.tenant_id
+			AND u.env = l.env AND u.customer_id = l.customer_id AND u.id = l.reference_id)
+		WHEN 'grant' THEN (SELECT b.metadata FROM blocks b WHERE b.tenant_id = l.tenant_id
+			AND b.env = l.env AND b.customer_id = l.customer_id AND b.id = l.reference_id)
+	END), l.created_at`
 
 func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryType string, p store.Page) ([]store.LedgerEntry, error) {
 	before := int64(math.MaxInt64)
@@ -32,13 +41,13 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 	var rows pgx.Rows
 	var err error
 	if entryType == "" {
-		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
-			WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND seq < $4
-			ORDER BY seq DESC LIMIT $5`, s.TenantID, s.Env, customerID, before, p.Limit)
+		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries l
+			WHERE l.tenant_id = $1 AND l.env = $2 AND l.customer_id = $3 AND l.seq < $4
+			ORDER BY l.seq DESC LIMIT $5`, s.TenantID, s.Env, customerID, before, p.Limit)
 	} else {
-		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
-			WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND type = $4 AND seq < $5
-			ORDER BY seq DESC LIMIT $6`, s.TenantID, s.Env, customerID, entryType, before, p.Limit)
+		rows, err = c.q.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries l
+			WHERE l.tenant_id = $1 AND l.env = $2 AND l.customer_id = $3 AND l.type = $4 AND l.seq < $5
+			ORDER BY l.seq DESC LIMIT $6`, s.TenantID, s.Env, customerID, entryType, before, p.Limit)
 	}
 	return collect(rows, err, "list ledger", func(r scanner) (store.LedgerEntry, error) {
 		e := store.LedgerEntry{CustomerID: customerID}

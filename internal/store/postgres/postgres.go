@@ -20,7 +20,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"strings"
 	"time"
 
@@ -57,6 +59,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultPoolSize
 	}
+	// A server that does not answer must not hold a request: without
+	// connect_timeout in the URL, pgx would wait for the operating system.
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	if traceQuery != nil {
 		cfg.ConnConfig.Tracer = tracer{traceQuery}
 	}
@@ -69,6 +76,51 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	return &DB{conn: conn{q: pool}, pool: pool}, nil
+}
+
+// defaultConnectTimeout bounds connecting when the URL sets no
+// connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
+
+// Writable reports whether the database takes writes now: it answers, and
+// it is not a read-only server (a standby, or default_transaction_read_only).
+// Its errors are store.ErrUnavailable.
+func (db *DB) Writable(ctx context.Context) error {
+	var readOnly string
+	if err := db.pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&readOnly); err != nil {
+		return fmt.Errorf("%w: postgres: %w", store.ErrUnavailable, err)
+	}
+	if readOnly == "on" {
+		return fmt.Errorf("%w: postgres: the server is read-only", store.ErrUnavailable)
+	}
+	return nil
+}
+
+func init() { store.RegisterUnavailable(unavailable) }
+
+// unavailable reports the errors of a server that cannot serve now rather
+// than of a request: no connection, a connection lost or timed out, a server
+// shutting down, starting up or out of resources (disk full), a read-only
+// server.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources: disk full, out of memory, too many connections
+			strings.HasPrefix(pe.Code, "58"),                           // system error: I/O
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin or crash shutdown, cannot connect now
+			pe.Code == "25006": // read_only_sql_transaction
+			return true
+		}
+	}
+	return false
 }
 
 // Pool returns the connection pool, for tests and tools.

@@ -216,11 +216,13 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("update blocks: %w", err)
 	}
+	// Entries carry no metadata of their own (store.LedgerEntry): the column
+	// stays NULL, and LedgerList reads it from the reference.
 	err = insertRows(ctx, c, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
-			block_id, reference_type, reference_id, idempotency_key, metadata, created_at) VALUES `, 13, w.Ledger,
+			block_id, reference_type, reference_id, idempotency_key, created_at) VALUES `, 12, w.Ledger,
 		func(e store.LedgerEntry) []any {
 			return []any{s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
-				e.ReferenceType, e.ReferenceID, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)}
+				e.ReferenceType, e.ReferenceID, e.IdempotencyKey, ms(e.CreatedAt)}
 		}, ``)
 	if err != nil {
 		return fmt.Errorf("append ledger entries: %w", err)

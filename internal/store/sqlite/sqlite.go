@@ -21,8 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -36,6 +39,7 @@ var migrations embed.FS
 // DB is a store.Store on one SQLite file.
 type DB struct {
 	conn
+	path  string
 	write *sql.DB
 	read  *sql.DB
 	// writer is the one connection every write transaction runs on, with its
@@ -45,6 +49,7 @@ type DB struct {
 	wstmts *stmtCache
 
 	stop, stopped chan struct{} // the checkpointer's
+	closing       atomic.Bool
 }
 
 // writerCacheSize is the writer's page cache, in KiB when negative: SQLite's
@@ -52,6 +57,11 @@ type DB struct {
 // its pages back from the operating system. Readers keep the default, since a
 // reader empties its whole cache whenever it sees that the writer committed.
 const writerCacheSize = "-65536"
+
+// busyTimeoutMS is how long a statement waits for a lock held by another
+// process before failing as unavailable (503): a few seconds, as every
+// database call's deadline.
+const busyTimeoutMS = "5000"
 
 // checkpointEvery is how often the WAL is copied back into the database. A
 // page written many times between two checkpoints is copied once; at 1,500
@@ -85,6 +95,9 @@ func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
+	if err := create(path); err != nil {
+		return nil, err
+	}
 	// The pragmas run on every new connection: WAL lets readers run beside the
 	// writer, synchronous=FULL makes every commit durable before we answer,
 	// and foreign keys are off by default in SQLite.
@@ -115,9 +128,50 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	db := &DB{conn: conn{q: read}, write: write, read: read, writer: writer, wstmts: newStmtCache(writer), stop: make(chan struct{}), stopped: make(chan struct{})}
+	db := &DB{conn: conn{q: read}, path: path, write: write, read: read, writer: writer, wstmts: newStmtCache(writer), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go db.checkpoint()
 	return db, nil
+}
+
+// create makes a missing database file readable by its owner only: it holds
+// every tenant's balances and stored answers. SQLite gives its WAL and
+// shared-memory files the database file's permissions.
+func create(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// minFree is the free disk space below which the database counts as full:
+// a group commit appends to the WAL, a checkpoint copies into the file.
+const minFree = 1 << 20
+
+// Writable reports whether the database can take a write now: it takes the
+// write lock and lets it go (a read-only file or a lock another process
+// holds fails here), and checks the disk for room. Its errors are
+// store.ErrUnavailable.
+func (db *DB) Writable(ctx context.Context) error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if _, err := db.writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("%w: sqlite: cannot take the write lock: %w", store.ErrUnavailable, err)
+	}
+	// BEGIN succeeds on a file opened read-only; a write statement does not,
+	// even one that matches no row.
+	_, err := db.writer.ExecContext(ctx, "UPDATE tenants SET name = name WHERE 0")
+	db.rollback(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: sqlite: cannot write: %w", store.ErrUnavailable, err)
+	}
+	if free, ok := freeBytes(filepath.Dir(db.path)); ok && free < minFree {
+		return fmt.Errorf("%w: sqlite: the disk of %s is full", store.ErrUnavailable, db.path)
+	}
+	return nil
 }
 
 // Migrate applies the embedded migrations that have not run yet.
@@ -136,8 +190,11 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both connection pools.
+// Close closes both connection pools. Closing again does nothing.
 func (db *DB) Close() error {
+	if !db.closing.CompareAndSwap(false, true) {
+		return nil
+	}
 	close(db.stop)
 	<-db.stopped
 	db.wmu.Lock()

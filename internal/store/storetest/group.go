@@ -33,7 +33,8 @@ func testWritesApply(t *testing.T, open func(t *testing.T) store.Store) {
 		paid.Metadata = json.RawMessage(`{"campaign": "spring"}`)
 		free := newBlock(c1.ID, 2, 50, 50)
 		grant := newEntry(c1.ID, credit.EntryGrant, 750, 750)
-		grant.ReferenceType, grant.ReferenceID, grant.IdempotencyKey = "grant", "grt_1", "key-1"
+		grant.ReferenceType, grant.ReferenceID, grant.IdempotencyKey = "grant", paid.ID, "key-1"
+		// An entry's own metadata is not written: it reads its reference's.
 		grant.Metadata = json.RawMessage(`{"by": {"id": 7}}`)
 		used := newEntry(old.ID, credit.EntryUsage, -750, 750)
 		burn := newEntry(c1.ID, credit.EntryUsage, -50, 700)
@@ -88,6 +89,7 @@ func testWritesApply(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Errorf("ledger Seq = %d, %d, %d in the slice's order, want increasing", mine[1].Seq, theirs[0].Seq, mine[0].Seq)
 		}
 		grant.Seq, burn.Seq = mine[1].Seq, mine[0].Seq
+		grant.Metadata = paid.Metadata
 		wantSame(t, "LedgerList", mine[1], grant)
 		wantSame(t, "LedgerList", mine[0], burn)
 

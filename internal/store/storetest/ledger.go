@@ -65,7 +65,6 @@ func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
 		grant := newEntry(c.ID, credit.EntryGrant, 1000, 1000)
 		grant.ReferenceType, grant.ReferenceID = "grant", "grt_1"
 		grant.IdempotencyKey = "key-1"
-		grant.Metadata = json.RawMessage(`{"reason": "welcome", "by": {"id": 7}}`)
 		grant.CreatedAt = at(1001 * time.Millisecond)
 		first := appendEntries(t, s, sc,
 			grant,
@@ -113,6 +112,47 @@ func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
 		got, err = s.LedgerList(ctx, sc, c.ID, string(credit.EntryCommit), store.Page{Limit: 100})
 		wantNoErr(t, "LedgerList", err)
 		wantIDs(t, "LedgerList(commit)", got, entryID)
+	})
+
+	// A request's metadata is stored once, on its usage event or block; each
+	// entry shows it through its reference, whatever the entry carried when
+	// written.
+	t.Run("MetadataFromReference", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc := newScope(t, s)
+		c := newCustomer(t, s, sc)
+		blk := newBlock(c.ID, 1, 1000, 1000)
+		blk.Metadata = json.RawMessage(`{"campaign": "spring"}`)
+		ev := store.UsageEvent{ID: ids.New(ids.Event), CustomerID: c.ID, MetricKey: "api_calls", Units: 1, Cost: 300,
+			IdempotencyKey: "key-2", Metadata: json.RawMessage(`{"prompt": "hi"}`), CreatedAt: t0}
+		grant := newEntry(c.ID, credit.EntryGrant, 1000, 1000)
+		grant.ReferenceType, grant.ReferenceID = "grant", blk.ID
+		grant.Metadata = json.RawMessage(`{"copied": true}`) // not written
+		burns := []store.LedgerEntry{newEntry(c.ID, credit.EntryUsage, -100, 900), newEntry(c.ID, credit.EntryUsage, -200, 700)}
+		for i := range burns {
+			burns[i].ReferenceType, burns[i].ReferenceID, burns[i].BlockID = "usage_event", ev.ID, blk.ID
+		}
+		expire := newEntry(c.ID, credit.EntryExpire, -700, 0)
+		expire.ReferenceType, expire.ReferenceID = "block", blk.ID
+		mustApply(t, s, &store.Writes{Scope: sc, Blocks: []store.Block{blk}, Usage: []store.UsageEvent{ev},
+			Ledger: append([]store.LedgerEntry{grant}, append(burns, expire)...)})
+
+		got, err := s.LedgerList(ctx, sc, c.ID, "", store.Page{Limit: 100})
+		wantNoErr(t, "LedgerList", err)
+		wantIDs(t, "LedgerList", got, entryID, expire.ID, burns[1].ID, burns[0].ID, grant.ID)
+		want := map[string]string{grant.ID: `{"campaign": "spring"}`, burns[0].ID: `{"prompt": "hi"}`,
+			burns[1].ID: `{"prompt": "hi"}`, expire.ID: ""}
+		for _, e := range got {
+			if !jsonEqual(e.Metadata, json.RawMessage(want[e.ID])) {
+				t.Errorf("LedgerList: entry %s (%s) metadata = %s, want %q (its reference's)", e.ID, e.Type, e.Metadata, want[e.ID])
+			}
+		}
+		got, err = s.LedgerList(ctx, sc, c.ID, string(credit.EntryUsage), store.Page{Limit: 1})
+		wantNoErr(t, "LedgerList", err)
+		if len(got) != 1 || !jsonEqual(got[0].Metadata, ev.Metadata) {
+			t.Errorf("LedgerList(usage, limit 1) = %+v, want the last usage entry with the event's metadata", got)
+		}
 	})
 }
 
