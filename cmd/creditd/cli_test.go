@@ -531,6 +531,12 @@ func TestServeBadConfig(t *testing.T) {
 		want string
 	}{
 		{e.with("CREDITD_SWEEP_INTERVAL", "soon"), "CREDITD_SWEEP_INTERVAL"},
+		{e.with("CREDITD_READ_HEADER_TIMEOUT", "0s"), "CREDITD_READ_HEADER_TIMEOUT"},
+		{e.with("CREDITD_READ_TIMEOUT", "soon"), "CREDITD_READ_TIMEOUT"},
+		{e.with("CREDITD_WRITE_TIMEOUT", "-1s"), "CREDITD_WRITE_TIMEOUT"},
+		{e.with("CREDITD_IDLE_TIMEOUT", "0"), "CREDITD_IDLE_TIMEOUT"},
+		{e.with("CREDITD_SHUTDOWN_GRACE", "never"), "CREDITD_SHUTDOWN_GRACE"},
+		{e.with("CREDITD_READ_TIMEOUT", "2m"), "CREDITD_WRITE_TIMEOUT"},
 		{e.with("CREDITD_LOG_FORMAT", "xml"), "xml"},
 		{e.with("CREDITD_ADDR", "127.0.0.1:-1"), "listen"},
 	} {

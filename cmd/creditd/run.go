@@ -37,6 +37,19 @@ Configuration (flags of serve override the environment):
                           instead of generating a live and a test key
   CREDITD_LOG_FORMAT      text or json (default text)
   CREDITD_SWEEP_INTERVAL  how often due expiries are recorded (default 5s)
+  CREDITD_DB_TIMEOUT      deadline of every database call; past it the request
+                          answers 503 with Retry-After (default 5s)
+  CREDITD_READ_HEADER_TIMEOUT
+                          longest time to read a request's headers (default 5s)
+  CREDITD_READ_TIMEOUT    longest time to read a whole request, body
+                          included (default 30s)
+  CREDITD_WRITE_TIMEOUT   longest time from the end of a request's headers to
+                          the end of its answer, body upload included; longer
+                          than CREDITD_READ_TIMEOUT (default 60s)
+  CREDITD_IDLE_TIMEOUT    how long a keep-alive connection may wait for its
+                          next request (default 60s)
+  CREDITD_SHUTDOWN_GRACE  on SIGTERM, how long in-flight requests may take;
+                          what is still open then is cut off (default 10s)
   CREDITD_PPROF_ADDR      serve net/http/pprof at this address, on its own
                           listener (flag --pprof-addr; off by default). It has
                           no authentication: bind it to loopback
@@ -77,6 +90,18 @@ type config struct {
 	bootstrapKey string
 	logFormat    string
 	sweep        time.Duration
+	dbTimeout    time.Duration
+	timeouts     timeouts
+}
+
+// timeouts bound how long a client may hold a connection, and how long a
+// shutdown waits for it.
+type timeouts struct {
+	readHeader time.Duration // the request line and headers
+	read       time.Duration // the whole request, body included
+	write      time.Duration // from the end of the headers to the last byte answered
+	idle       time.Duration // a keep-alive connection between requests
+	grace      time.Duration // SIGTERM: in-flight requests finish within it, then are cut off
 }
 
 func (c *config) flags(name string, getenv func(string) string, stderr io.Writer) *flag.FlagSet {
@@ -92,17 +117,45 @@ func (c *config) flags(name string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.databaseURL, "database-url", env("CREDITD_DATABASE_URL", "./creditd.db"), "database: a path, sqlite:PATH, or postgres://… (CREDITD_DATABASE_URL)")
 	fs.StringVar(&c.bootstrapKey, "bootstrap-key", getenv("CREDITD_BOOTSTRAP_KEY"), "first API key to install on an empty database (CREDITD_BOOTSTRAP_KEY)")
 	fs.StringVar(&c.logFormat, "log-format", env("CREDITD_LOG_FORMAT", "text"), "log format: text or json (CREDITD_LOG_FORMAT)")
-	sweep, err := time.ParseDuration(env("CREDITD_SWEEP_INTERVAL", "5s"))
-	if err != nil || sweep <= 0 {
-		sweep = -1 // reported by validate
+	duration := func(p *time.Duration, name, variable, def, usage string) {
+		d, err := time.ParseDuration(env(variable, def))
+		if err != nil || d <= 0 {
+			d = -1 // reported by validate
+		}
+		fs.DurationVar(p, name, d, usage+" ("+variable+")")
 	}
-	fs.DurationVar(&c.sweep, "sweep-interval", sweep, "how often due expiries are recorded (CREDITD_SWEEP_INTERVAL)")
+	duration(&c.sweep, "sweep-interval", "CREDITD_SWEEP_INTERVAL", "5s", "how often due expiries are recorded")
+	duration(&c.dbTimeout, "db-timeout", "CREDITD_DB_TIMEOUT", "5s", "deadline of every database call: a read, a group's transaction, a key lookup")
+	duration(&c.timeouts.readHeader, "read-header-timeout", "CREDITD_READ_HEADER_TIMEOUT", "5s", "longest time to read a request's headers")
+	duration(&c.timeouts.read, "read-timeout", "CREDITD_READ_TIMEOUT", "30s", "longest time to read a whole request, body included")
+	duration(&c.timeouts.write, "write-timeout", "CREDITD_WRITE_TIMEOUT", "60s", "longest time from the end of a request's headers to the end of its answer")
+	duration(&c.timeouts.idle, "idle-timeout", "CREDITD_IDLE_TIMEOUT", "60s", "how long a keep-alive connection may wait for its next request")
+	duration(&c.timeouts.grace, "shutdown-grace", "CREDITD_SHUTDOWN_GRACE", "10s", "on SIGTERM, how long in-flight requests may take before they are cut off")
 	return fs
 }
 
 func (c *config) validate() error {
-	if c.sweep <= 0 {
-		return errors.New("CREDITD_SWEEP_INTERVAL must be a positive duration such as 5s")
+	for _, d := range []struct {
+		value    time.Duration
+		variable string
+		example  string
+	}{
+		{c.sweep, "CREDITD_SWEEP_INTERVAL", "5s"},
+		{c.dbTimeout, "CREDITD_DB_TIMEOUT", "5s"},
+		{c.timeouts.readHeader, "CREDITD_READ_HEADER_TIMEOUT", "5s"},
+		{c.timeouts.read, "CREDITD_READ_TIMEOUT", "30s"},
+		{c.timeouts.write, "CREDITD_WRITE_TIMEOUT", "60s"},
+		{c.timeouts.idle, "CREDITD_IDLE_TIMEOUT", "60s"},
+		{c.timeouts.grace, "CREDITD_SHUTDOWN_GRACE", "10s"},
+	} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s must be a positive duration such as %s", d.variable, d.example)
+		}
+	}
+	// The write timeout runs from the end of the headers, so it includes
+	// the body's upload: a request read in time must have time to answer.
+	if c.timeouts.write <= c.timeouts.read {
+		return fmt.Errorf("CREDITD_WRITE_TIMEOUT (%v) must be longer than CREDITD_READ_TIMEOUT (%v)", c.timeouts.write, c.timeouts.read)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("log format %q is neither text nor json", c.logFormat)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/creditd/creditd/internal/httpapi"
@@ -33,17 +35,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrap(ctx, st, c.bootstrapKey, time.Now(), stdout); err != nil {
 		return err
 	}
-	svc := ledger.New(st, time.Now)
+	svc := ledger.New(st, time.Now, ledger.WithTimeout(c.dbTimeout))
 	defer svc.Close()
-	ready := func(ctx context.Context) error {
-		_, err := st.APIKeyCount(ctx)
-		return err
+	// A database that cannot take writes (a read-only file, a full disk, a
+	// standby) would answer every write 503: say so now instead of
+	// starting "ready".
+	if err := svc.Ready(ctx); err != nil {
+		return fmt.Errorf("the database cannot take writes: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           httpapi.NewServer(svc, newKeyCache(st, time.Now), log, ready),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	var running handlers
+	srv := c.timeouts.server(running.track(httpapi.NewServer(svc, newKeyCache(st, time.Now), log, svc.Ready)))
 	if *pprofAddr != "" {
 		stopPprof, err := servePprof(*pprofAddr, stdout, log)
 		if err != nil {
@@ -72,12 +73,85 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	shutdown, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	err = srv.Shutdown(shutdown)
+	err = shutdown(srv, &running, c.timeouts.grace, log)
 	<-done
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	return err
+}
+
+// maxHeaderBytes bounds a request's headers (net/http's default is 1 MiB):
+// the API's headers are a key, an Idempotency-Key and a few standard ones,
+// and a client that stalls should hold kilobytes, not a megabyte.
+const maxHeaderBytes = 64 << 10
+
+// server is the HTTP server with every way a client can hold a connection
+// bounded: its headers, its body, its answer, and the wait between requests.
+// WriteTimeout runs from the end of the headers (net/http's rule), so it
+// covers the body's upload as well as the handler and the answer.
+func (t timeouts) server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
+
+// shutdown stops srv within grace: it stops accepting, closes idle
+// connections at once, and lets in-flight requests finish. What is still
+// open when the grace is nearly over (a client that never finishes its body,
+// a handler blocked on it) is cut off, and that is not a failure: the exit
+// stays clean. The last tenth of the grace is kept for the cut-off handlers
+// to return, so that the store they use outlives them.
+func shutdown(srv *http.Server, running *handlers, grace time.Duration, log *slog.Logger) error {
+	end := time.Now().Add(grace)
+	ctx, stop := context.WithDeadline(context.Background(), end.Add(-grace/10))
+	defer stop()
+	err := srv.Shutdown(ctx)
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.Warn("shutdown grace period over: cutting off the connections still open", "grace", grace, "requests", running.count())
+	if err := srv.Close(); err != nil {
+		log.Warn("shutdown: close", "err", err)
+	}
+	ctx, stop = context.WithDeadline(context.Background(), end)
+	defer stop()
+	if !running.wait(ctx) {
+		log.Warn("shutdown: handlers still running after the cut-off", "requests", running.count())
+	}
 	return nil
+}
+
+// handlers counts the requests being handled, so that a shutdown that cut
+// connections off can wait for their handlers (http.Server.Close does not).
+type handlers struct{ n atomic.Int64 }
+
+func (h *handlers) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.n.Add(1)
+		defer h.n.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handlers) count() int64 { return h.n.Load() }
+
+// wait reports whether every handler returned before ctx ended. It polls,
+// as http.Server.Shutdown does: a cut-off handler returns within moments.
+func (h *handlers) wait(ctx context.Context) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for h.count() > 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }

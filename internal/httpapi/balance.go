@@ -30,7 +30,11 @@ func (s *Server) handleBalance(a addressing) handlerFunc {
 			}
 			include = b
 		}
-		bal, err := s.svc.Balance(r.Context(), scopeOf(r.Context()), pathCustomer(r, a))
+		ref, err := pathCustomer(r, a)
+		if err != nil {
+			return err
+		}
+		bal, err := s.svc.Balance(r.Context(), scopeOf(r.Context()), ref)
 		if err != nil {
 			return err
 		}
@@ -73,7 +77,15 @@ func (s *Server) handleEntitlement(a addressing) handlerFunc {
 			}
 			units = n
 		}
-		e, err := s.svc.Check(r.Context(), scopeOf(r.Context()), pathCustomer(r, a), r.PathValue("key"), units)
+		ref, err := pathCustomer(r, a)
+		if err != nil {
+			return err
+		}
+		key := r.PathValue("key")
+		if err := checkID("key", key); err != nil {
+			return err
+		}
+		e, err := s.svc.Check(r.Context(), scopeOf(r.Context()), ref, key, units)
 		if err != nil {
 			return err
 		}
@@ -119,7 +131,11 @@ func (s *Server) handleLedger(a addressing) handlerFunc {
 		if _, err := strconv.ParseInt(p.After, 10, 64); p.After != "" && err != nil {
 			return credit.Invalid("cursor", "is not a cursor this API returned")
 		}
-		_, rows, err := s.svc.Ledger(r.Context(), scopeOf(r.Context()), pathCustomer(r, a), typ, p)
+		ref, err := pathCustomer(r, a)
+		if err != nil {
+			return err
+		}
+		_, rows, err := s.svc.Ledger(r.Context(), scopeOf(r.Context()), ref, typ, p)
 		if err != nil {
 			return err
 		}

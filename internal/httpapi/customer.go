@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/ledger"
@@ -21,11 +20,15 @@ const (
 
 // pathCustomer names the customer of a path. A {customer_id} that is not a
 // known UUID is looked up as an external id (the seed's client sends one).
-func pathCustomer(r *http.Request, a addressing) ledger.CustomerRef {
+// The id is held to the rules of ids in a body, under the path parameter's
+// name.
+func pathCustomer(r *http.Request, a addressing) (ledger.CustomerRef, error) {
 	if a == byExternalID {
-		return ledger.CustomerRef{ExternalID: r.PathValue("external_id")}
+		id := r.PathValue("external_id")
+		return ledger.CustomerRef{ExternalID: id}, checkID("external_id", id)
 	}
-	return ledger.CustomerRef{ID: r.PathValue("customer_id"), Lenient: true}
+	id := r.PathValue("customer_id")
+	return ledger.CustomerRef{ID: id, Lenient: true}, checkID("customer_id", id)
 }
 
 // bodyCustomer names the customer of a body: exactly one of the two ids.
@@ -35,10 +38,11 @@ func bodyCustomer(id, externalID string) (ledger.CustomerRef, error) {
 		return ledger.CustomerRef{}, credit.Invalid("customer_id", "give either customer_id or external_customer_id, not both")
 	case id == "" && externalID == "":
 		return ledger.CustomerRef{}, credit.Invalid("external_customer_id", "customer_id or external_customer_id is required")
-	case utf8.RuneCountInString(externalID) > 256:
-		return ledger.CustomerRef{}, credit.Invalid("external_customer_id", "must be at most 256 characters")
 	}
-	return ledger.CustomerRef{ID: id, ExternalID: externalID}, nil
+	var c checks
+	c.id("customer_id", id)
+	c.id("external_customer_id", externalID)
+	return ledger.CustomerRef{ID: id, ExternalID: externalID}, c.err()
 }
 
 // customerJSON is the customer object.
@@ -74,8 +78,11 @@ func (s *Server) handleCustomerCreate() handlerFunc {
 			if err := decode(body, &req); err != nil {
 				return nil, err
 			}
-			if utf8.RuneCountInString(req.ExternalID) > 256 {
-				return nil, credit.Invalid("external_id", "must be at most 256 characters")
+			var c checks
+			c.id("external_id", req.ExternalID)
+			c.text("display_name", req.DisplayName, maxNameLen)
+			if err := c.err(); err != nil {
+				return nil, err
 			}
 			in := ledger.CustomerInput{ExternalID: req.ExternalID, DisplayName: req.DisplayName, Metadata: json.RawMessage(req.Metadata)}
 			return ledger.CreateCustomer{In: in, Encode: encodeAs(http.StatusCreated, customerOut)}, nil
@@ -85,7 +92,11 @@ func (s *Server) handleCustomerCreate() handlerFunc {
 
 func (s *Server) handleCustomerGet(a addressing) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, err := s.svc.Customer(r.Context(), scopeOf(r.Context()), pathCustomer(r, a))
+		ref, err := pathCustomer(r, a)
+		if err != nil {
+			return err
+		}
+		c, err := s.svc.Customer(r.Context(), scopeOf(r.Context()), ref)
 		if err != nil {
 			return err
 		}

@@ -5,10 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	json2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/creditd/creditd/internal/credit"
 )
@@ -56,35 +62,30 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, body []byt
 	w.Write([]byte("\n"))
 }
 
-// decode parses a request body into v, a pointer to a struct. It rejects, as
-// invalid-request errors naming the problem: an empty body, invalid UTF-8,
+// decode parses a request body into v, a pointer to a struct, with the
+// strictness of encoding/json/v2's defaults: member names match exactly (a
+// name in another case is an unknown member and sets nothing), and a name
+// repeated in one object, invalid UTF-8 or a lone surrogate escape is an
+// error. Unknown members are ignored: QuotaStack clients may send fields
+// creditd does not serve. Every failure is an invalid-request error naming
+// the field by its JSON path ("tiers[3].up_to"), or "body": an empty body,
 // malformed JSON, anything but an object at the top, nesting deeper than
-// maxDepth, and values of the wrong type (a fraction or string for an integer,
-// a number beyond int64).
+// maxDepth, and values of the wrong type (a fraction or string for an
+// integer, a number beyond int64).
 func decode(body []byte, v any) error {
 	if err := checkJSON(body); err != nil {
 		return err
 	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	if err := d.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field := te.Field
-			if field == "" {
-				field = "body"
-			}
-			return credit.Invalid(field, "must be "+describeType(te))
-		}
-		var ie *invalidError
-		if errors.As(err, &ie) {
-			return ie.err
-		}
-		return credit.Invalid("body", "malformed JSON: "+err.Error())
-	}
-	return nil
+	return fieldError(json2.Unmarshal(body, v))
 }
 
-// checkJSON validates body as one JSON object within maxDepth.
+// lenient reads JSON that is well formed but may repeat names or hold lone
+// surrogate escapes: what decode rejects field by field, naming the field.
+var lenient = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// checkJSON validates body as one JSON object within maxDepth. It leaves
+// repeated names and lone surrogates to the strict decode, which names
+// where they are.
 func checkJSON(body []byte) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -93,10 +94,19 @@ func checkJSON(body []byte) error {
 	if !utf8.Valid(body) {
 		return credit.Invalid("body", "is not valid UTF-8")
 	}
-	if !json.Valid(body) {
-		var x any
-		err := json.Unmarshal(body, &x)
-		return credit.Invalid("body", fmt.Sprintf("malformed JSON: %v", err))
+	d := jsontext.NewDecoder(bytes.NewReader(body), lenient...)
+	err := d.SkipValue()
+	if err == nil {
+		// A decoder reads a stream of values: one more is trailing data.
+		switch _, err = d.ReadToken(); err {
+		case io.EOF:
+			err = nil
+		case nil:
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
+		return credit.Invalid("body", "malformed JSON: "+strings.TrimPrefix(err.Error(), "jsontext: "))
 	}
 	if body[0] != '{' {
 		return credit.Invalid("body", "must be a JSON object")
@@ -130,23 +140,78 @@ func depth(b []byte) int {
 	return deepest
 }
 
-func describeType(te *json.UnmarshalTypeError) string {
-	switch te.Type.Kind().String() {
-	case "int64", "int", "int32":
-		if strings.HasPrefix(te.Value, "number") {
+// fieldError turns an error of the strict decode of well-formed JSON into
+// an invalid-request error naming where it is.
+func fieldError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ie *invalidError
+	if errors.As(err, &ie) {
+		return ie.err
+	}
+	var se *json2.SemanticError
+	if errors.As(err, &se) {
+		return credit.Invalid(fieldOf(se.JSONPointer), "must be "+describeType(se))
+	}
+	var sy *jsontext.SyntacticError
+	if errors.As(err, &sy) {
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			return credit.Invalid(fieldOf(sy.JSONPointer), "appears more than once in its object")
+		}
+		return credit.Invalid(fieldOf(sy.JSONPointer), "is not valid JSON text: "+sy.Err.Error())
+	}
+	return credit.Invalid("body", "malformed JSON: "+err.Error())
+}
+
+// fieldOf names the value at p as the API's errors do: "tiers[3].up_to",
+// or "body" for the whole. A client's own long member name is cut short:
+// it is echoed in the answer.
+func fieldOf(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "body"
+	}
+	if f := []rune(b.String()); len(f) > maxIDLen {
+		return string(f[:maxIDLen]) + "…"
+	}
+	return b.String()
+}
+
+func describeType(se *json2.SemanticError) string {
+	t := se.GoType
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		if se.JSONKind == '0' {
 			return "an integer within the int64 range"
 		}
 		return "an integer"
-	case "string":
+	case reflect.String:
 		return "a string"
-	case "bool":
+	case reflect.Bool:
 		return "true or false"
-	case "slice":
+	case reflect.Slice, reflect.Array:
 		return "an array"
-	case "struct", "map":
+	case reflect.Struct, reflect.Map:
 		return "an object"
 	}
-	return "of type " + te.Type.String()
+	return "of type " + t.String()
 }
 
 // invalidError lets a field's UnmarshalJSON report an invalid-request error
@@ -155,7 +220,9 @@ type invalidError struct{ err *credit.Error }
 
 func (e *invalidError) Error() string { return e.err.Error() }
 
-// Metadata is a request's free-form metadata: a JSON object or null.
+// Metadata is a request's free-form metadata: a JSON object or null, of at
+// most maxMetadataLen bytes. It is stored as the JSON text it came as, so a
+// NUL stays the escape \u0000, which both backends keep.
 type Metadata json.RawMessage
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -167,6 +234,9 @@ func (m *Metadata) UnmarshalJSON(b []byte) error {
 	}
 	if len(b) == 0 || b[0] != '{' {
 		return &invalidError{credit.Invalid("metadata", "must be a JSON object")}
+	}
+	if len(b) > maxMetadataLen {
+		return &invalidError{credit.Invalid("metadata", fmt.Sprintf("must be at most %d bytes of JSON", maxMetadataLen))}
 	}
 	*m = append((*m)[:0], b...)
 	return nil

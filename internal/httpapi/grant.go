@@ -82,6 +82,15 @@ func (s *Server) handleGrant(a addressing) handlerFunc {
 			if req.Source != nil && *req.Source != "" {
 				in.Source = *req.Source
 			}
+			// Lengths other than reason's are package ledger's rules.
+			var c checks
+			c.text("source", in.Source, 0)
+			c.text("reason", in.Reason, maxTextLen)
+			c.text("currency", in.Currency, 0)
+			c.text("external_payment_id", in.ExternalPaymentID, 0)
+			if err := c.err(); err != nil {
+				return nil, err
+			}
 			switch a {
 			case fromBody:
 				ref, err := bodyCustomer(req.CustomerID, req.ExternalCustomerID)
@@ -89,10 +98,13 @@ func (s *Server) handleGrant(a addressing) handlerFunc {
 					return nil, err
 				}
 				in.Customer, in.AutoCreate = ref, true
-			case byExternalID:
-				in.Customer, in.AutoCreate = pathCustomer(r, a), true
 			default:
-				in.Customer = pathCustomer(r, a)
+				ref, err := pathCustomer(r, a)
+				if err != nil {
+					return nil, err
+				}
+				// Only the external-id form may create its customer.
+				in.Customer, in.AutoCreate = ref, a == byExternalID
 			}
 			return ledger.Grant{In: in, Encode: encodeAs(http.StatusCreated, grantOut)}, nil
 		}, nil)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -36,6 +37,13 @@ func (s *Server) handleMetricCreate() handlerFunc {
 			if req.Key == "" {
 				return nil, credit.Invalid("key", "is required")
 			}
+			var c checks
+			c.id("key", req.Key)
+			c.text("name", req.Name, maxNameLen)
+			c.text("description", req.Description, maxTextLen)
+			if err := c.err(); err != nil {
+				return nil, err
+			}
 			return ledger.CreateMetric{In: ledger.MetricInput(req), Encode: encodeAs(http.StatusCreated, metricOut)}, nil
 		}, nil)
 	}
@@ -43,7 +51,11 @@ func (s *Server) handleMetricCreate() handlerFunc {
 
 func (s *Server) handleMetricGet() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		m, err := s.svc.Metric(r.Context(), scopeOf(r.Context()), r.PathValue("key"))
+		key := r.PathValue("key")
+		if err := checkID("key", key); err != nil {
+			return err
+		}
+		m, err := s.svc.Metric(r.Context(), scopeOf(r.Context()), key)
 		if err != nil {
 			return err
 		}
@@ -114,6 +126,14 @@ type ruleRequest struct {
 func (req ruleRequest) rule() (credit.Rule, error) {
 	if req.BillableMetricKey == "" {
 		return credit.Rule{}, credit.Invalid("billable_metric_key", "is required")
+	}
+	if err := checkID("billable_metric_key", req.BillableMetricKey); err != nil {
+		return credit.Rule{}, err
+	}
+	// Pricing walks the tiers on every usage event; a long list would make
+	// each event slow, and no price needs more.
+	if len(req.Tiers) > maxTiers {
+		return credit.Rule{}, credit.Invalid("tiers", fmt.Sprintf("may hold at most %d tiers", maxTiers))
 	}
 	rule := credit.Rule{CostType: credit.CostType(req.CostType), TierMode: credit.TierMode(req.TierMode)}
 	switch rule.CostType {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -21,12 +23,25 @@ import (
 // maxBody is the largest request body accepted.
 const maxBody = 1 << 20
 
-// maxKeyLen is the longest Idempotency-Key accepted.
-const maxKeyLen = 255
+// drainUnread is how long the server goes on reading a body it answered
+// without reading, before it closes the connection. Long enough for a client
+// that is still sending to finish, so that it reads the answer instead of a
+// reset; short enough that a client that stalls holds nothing for long.
+const drainUnread = time.Second
 
-// public paths need no API key.
-func public(path string) bool {
-	return path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/problems/")
+// public reports whether a request needs no API key. It judges the path as
+// sent, and only a clean one: "/problems/../v1/customers" cleans to a path
+// that needs a key, so it needs one too, and 401 comes before anything else.
+func public(u *url.URL) bool {
+	p := u.Path
+	if path.Clean(p) != p || path.Clean(u.EscapedPath()) != u.EscapedPath() {
+		return false
+	}
+	if p == "/healthz" || p == "/readyz" {
+		return true
+	}
+	slug, ok := strings.CutPrefix(p, "/problems/")
+	return ok && slug != "" && !strings.Contains(slug, "/")
 }
 
 // middleware runs every request through the checks in the order the API
@@ -48,7 +63,9 @@ func (s *Server) middleware(w http.ResponseWriter, r *http.Request) {
 		s.log.InfoContext(r.Context(), "request", "request_id", reqID, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
 	}()
-	if err := s.admit(sw, r); err != nil {
+	// admit gets the bare writer: http.MaxBytesReader tells the server
+	// through it that the connection cannot be reused.
+	if err := s.admit(w, r); err != nil {
 		if allow, ok := err.Extra["allow"].(string); ok {
 			sw.Header().Set("Allow", allow)
 		}
@@ -61,7 +78,39 @@ func (s *Server) middleware(w http.ResponseWriter, r *http.Request) {
 // admit runs the checks before the handler; a non-nil problem answers the
 // request. It may replace r's context (the scope) and body (buffered).
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) *Problem {
-	if !public(r.URL.Path) {
+	if p := s.screen(r); p != nil {
+		leaveBody(w, r)
+		return p
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut {
+		return nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return tooLarge()
+	}
+	if err != nil {
+		p := problemOf(credit.Invalid("body", "could not be read"))
+		return &p
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		p := newProblem("idempotency-key-required", "every POST and PATCH needs an Idempotency-Key header; retries reuse it")
+		return &p
+	}
+	if err := checkID("Idempotency-Key", key); err != nil {
+		p := problemOf(err)
+		return &p
+	}
+	return nil
+}
+
+// screen runs the checks that need only the request's head: 401, route
+// 404/405, then 415 and 413 on the announced length. A problem it finds
+// answers the request with its body unread.
+func (s *Server) screen(r *http.Request) *Problem {
+	if !public(r.URL) {
 		scope, p := s.authenticate(r)
 		if p != nil {
 			return p
@@ -80,26 +129,31 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) *Problem {
 		p := newProblem("unsupported-media-type", fmt.Sprintf("Content-Type %q is not JSON; send application/json", ct))
 		return &p
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		p := problemOf(credit.Invalid("body", "could not be read"))
-		return &p
-	}
-	if len(body) > maxBody {
-		p := newProblem("payload-too-large", fmt.Sprintf("the request body is over %d bytes", maxBody))
-		return &p
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		p := newProblem("idempotency-key-required", "every POST and PATCH needs an Idempotency-Key header; retries reuse it")
-		return &p
-	}
-	if len(key) > maxKeyLen {
-		p := problemOf(credit.Invalid("Idempotency-Key", fmt.Sprintf("must be at most %d characters", maxKeyLen)))
-		return &p
+	if r.ContentLength > maxBody {
+		return tooLarge()
 	}
 	return nil
+}
+
+func tooLarge() *Problem {
+	p := newProblem("payload-too-large", fmt.Sprintf("the request body is over %d bytes", maxBody))
+	return &p
+}
+
+// leaveBody prepares an answer given before the request's body was read.
+// Unless the answer closes the connection, Go's server reads the rest of a
+// small body before it writes the answer (to keep the connection alive), so
+// a client that announces a body and stalls would wait for the read timeout
+// for its 401. After the answer, the server reads on for drainUnread at most
+// (see net/http's body.Close), then closes.
+func leaveBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 {
+		return // no body: the connection stays reusable
+	}
+	w.Header().Set("Connection", "close")
+	// An error means a writer that cannot set deadlines (a test recorder):
+	// there is no connection to free.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainUnread))
 }
 
 func (s *Server) authenticate(r *http.Request) (store.Scope, *Problem) {
@@ -171,6 +225,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {

@@ -28,7 +28,9 @@ func pageParams(r *http.Request) (store.Page, error) {
 	var after string
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		b, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil || len(b) == 0 {
+		// A cursor is an id or a sequence number: anything else, a NUL say,
+		// must not reach the store.
+		if err != nil || len(b) == 0 || checkID("cursor", string(b)) != nil {
 			return store.Page{}, credit.Invalid("cursor", "is not a cursor this API returned")
 		}
 		after = string(b)

@@ -1,9 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+
+	json2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/creditd/creditd/internal/credit"
 	"github.com/creditd/creditd/internal/ledger"
@@ -26,6 +31,9 @@ type usageRequest struct {
 func (req usageRequest) input(key string) (ledger.UsageInput, error) {
 	ref, err := bodyCustomer(req.CustomerID, req.ExternalCustomerID)
 	if err != nil {
+		return ledger.UsageInput{}, err
+	}
+	if err := checkID("billable_metric_key", req.BillableMetricKey); err != nil {
 		return ledger.UsageInput{}, err
 	}
 	if req.Units == nil {
@@ -83,10 +91,6 @@ func (s *Server) handleUsage() handlerFunc {
 // maxBatch is the most events one batch may carry.
 const maxBatch = 1000
 
-type batchRequest struct {
-	Events []json.RawMessage `json:"events"`
-}
-
 type batchResult struct {
 	Index         int      `json:"index"`
 	Status        string   `json:"status"`
@@ -106,18 +110,15 @@ type batchJSON struct {
 func (s *Server) handleUsageBatch() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		return s.mutate(w, r, func(body []byte) (ledger.Command, error) {
-			var req batchRequest
-			if err := decode(body, &req); err != nil {
+			raws, err := batchEvents(body)
+			if err != nil {
 				return nil, err
 			}
-			if req.Events == nil {
-				return nil, credit.Invalid("events", "is required: an array of usage events")
+			if len(raws) > maxBatch {
+				return nil, credit.Invalid("events", fmt.Sprintf("may hold at most %d events", maxBatch))
 			}
-			if len(req.Events) > maxBatch {
-				return nil, credit.Invalid("events", "may hold at most 1000 events")
-			}
-			events := make([]ledger.BatchEvent, len(req.Events))
-			for i, raw := range req.Events {
+			events := make([]ledger.BatchEvent, len(raws))
+			for i, raw := range raws {
 				events[i] = batchEvent(raw)
 			}
 			return ledger.UsageBatch{
@@ -128,11 +129,55 @@ func (s *Server) handleUsageBatch() handlerFunc {
 	}
 }
 
+// batchEvents returns the events of a batch body, each still raw. The body
+// is held to decode's rules everywhere but inside the events, where a
+// repeated name or a lone surrogate is left for batchEvent to reject with
+// its event alone: only a missing or malformed events array fails the whole
+// batch.
+func batchEvents(body []byte) ([]jsontext.Value, error) {
+	if err := checkJSON(body); err != nil {
+		return nil, err
+	}
+	// checkJSON found one well-formed object, so reading it cannot fail.
+	d := jsontext.NewDecoder(bytes.NewReader(body), lenient...)
+	d.ReadToken()
+	var events jsontext.Value
+	seen := map[string]bool{}
+	for d.PeekKind() == '"' {
+		quoted, _ := d.ReadValue()
+		name, err := jsontext.AppendUnquote(nil, quoted)
+		if err != nil {
+			return nil, credit.Invalid("body", "member names must be valid Unicode: "+err.Error())
+		}
+		v, _ := d.ReadValue()
+		field := fieldOf(jsontext.Pointer("").AppendToken(string(name)))
+		if seen[string(name)] {
+			return nil, credit.Invalid(field, "appears more than once in its object")
+		}
+		seen[string(name)] = true
+		if string(name) == "events" {
+			events = v.Clone() // v lives only until the next read
+		} else if !v.IsValid() {
+			return nil, credit.Invalid(field, "holds a repeated name or a lone surrogate escape")
+		}
+	}
+	var raws []jsontext.Value
+	if len(events) > 0 {
+		if err := json2.Unmarshal(events, &raws, lenient...); err != nil {
+			return nil, credit.Invalid("events", "must be an array of usage events")
+		}
+	}
+	if raws == nil {
+		return nil, credit.Invalid("events", "is required: an array of usage events")
+	}
+	return raws, nil
+}
+
 // batchEvent decodes one event of a batch. An event that is not an object or
 // has no usable key is rejected before anything; any other fault of its
 // body counts only if its key was not used before (a replay ignores the
 // body).
-func batchEvent(raw json.RawMessage) ledger.BatchEvent {
+func batchEvent(raw jsontext.Value) ledger.BatchEvent {
 	var req usageRequest
 	if err := decode(raw, &req); err != nil {
 		var ce *credit.Error
@@ -144,8 +189,8 @@ func batchEvent(raw json.RawMessage) ledger.BatchEvent {
 	if req.IdempotencyKey == "" {
 		return ledger.BatchEvent{Malformed: credit.Invalid("idempotency_key", "is required on every batch event")}
 	}
-	if len(req.IdempotencyKey) > maxKeyLen {
-		return ledger.BatchEvent{Malformed: credit.Invalid("idempotency_key", "must be at most 255 characters")}
+	if err := checkID("idempotency_key", req.IdempotencyKey); err != nil {
+		return ledger.BatchEvent{Malformed: err}
 	}
 	in, err := req.input(req.IdempotencyKey)
 	in.IdempotencyKey = req.IdempotencyKey

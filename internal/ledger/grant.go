@@ -52,9 +52,12 @@ func (in GrantInput) Validate(now time.Time) error {
 	if utf8.RuneCountInString(in.Currency) > 16 {
 		bad("currency", "must be at most 16 characters")
 	}
-	for f, v := range map[string]string{"source": in.Source, "reason": in.Reason, "external_payment_id": in.ExternalPaymentID} {
-		if utf8.RuneCountInString(v) > 256 {
-			bad(f, "must be at most 256 characters")
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{{"source", in.Source, 256}, {"reason", in.Reason, 1024}, {"external_payment_id", in.ExternalPaymentID, 256}} {
+		if utf8.RuneCountInString(f.value) > f.max {
+			bad(f.name, fmt.Sprintf("must be at most %d characters", f.max))
 		}
 	}
 	if len(fields) > 0 {
