@@ -3,11 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +30,7 @@ const outageDeadline = time.Second
 // newOutageServer starts an API on st whose service has outageDeadline and
 // whose /readyz asks the service, with one tenant, a metric and a customer
 // holding 100 credits.
-func newOutageServer(t *testing.T, backend string, st store.Store) *testServer {
+func newOutageServer(t *testing.T, backend string, st store.Store, logs io.Writer) *testServer {
 	t.Helper()
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate: %v", err)
@@ -34,7 +38,7 @@ func newOutageServer(t *testing.T, backend string, st store.Store) *testServer {
 	ts := &testServer{backend: backend, clock: &fakeClock{now: epoch}, store: st}
 	ts.testKey, ts.liveKey = ts.addTenant(t, "Acme")
 	svc := ledger.New(st, ts.clock.Now, ledger.WithTimeout(outageDeadline))
-	srv := httptest.NewServer(httpapi.NewServer(svc, st, slog.New(slog.NewTextHandler(io.Discard, nil)), svc.Ready))
+	srv := httptest.NewServer(httpapi.NewServer(svc, st, slog.New(slog.NewTextHandler(logs, nil)), svc.Ready))
 	t.Cleanup(func() { srv.Close(); svc.Close() })
 	ts.URL = srv.URL
 	ts.createMetric(t, "calls", perUnit(1000))
@@ -103,7 +107,7 @@ func TestPostgresOutageAnswers503ThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := newOutageServer(t, "postgres", st)
+	ts := newOutageServer(t, "postgres", st, io.Discard)
 
 	pg.Stop(t)
 	wantUnavailable(t, ts, "down")
@@ -126,7 +130,8 @@ func TestSQLiteLockedAnswers503ThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := newOutageServer(t, "sqlite", st)
+	logs := &lockedBuffer{}
+	ts := newOutageServer(t, "sqlite", st, logs)
 
 	other, err := sql.Open(sqlite.DriverName, path)
 	if err != nil {
@@ -147,6 +152,12 @@ func TestSQLiteLockedAnswers503ThenRecovers(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After")
 	}
+	// The server's log line of the failure names the request, so that the
+	// X-Request-Id a client reports finds it.
+	id := r.header.Get("X-Request-Id")
+	if line := lineWith(logs.String(), "request failed"); id == "" || !strings.Contains(line, "request_id="+id) {
+		t.Errorf("log line of the failed request = %q, want request_id=%s (its X-Request-Id)", line, id)
+	}
 	ts.do(t, req{method: http.MethodGet, path: "/readyz", apiKey: none}).want(t, http.StatusServiceUnavailable)
 	// Reads do not need the write lock.
 	ts.get(t, ext("alice", "/credits")).want(t, http.StatusOK)
@@ -156,4 +167,81 @@ func TestSQLiteLockedAnswers503ThenRecovers(t *testing.T) {
 	}
 	lock.Close()
 	wantRecovered(t, ts, "locked", 99_000)
+}
+
+// lineWith returns the first line of logs that contains s.
+func lineWith(logs, s string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
+}
+
+// A full disk answers 503 (and /readyz too), loses nothing, and creditd
+// takes writes again once there is room. The database sits on a small
+// tmpfs of its own, which needs root to mount.
+func TestSQLiteFullDiskAnswers503ThenRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a file system")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small file system here (mount -t tmpfs needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	st, err := sqlite.Open(filepath.Join(dir, "creditd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ts := newOutageServer(t, "sqlite", st, io.Discard)
+	// Ballast to free later.
+	ballast := filepath.Join(dir, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	meta := obj{"note": strings.Repeat("m", 15<<10)}
+	full := false
+	granted := int64(100_000)
+	for i := range 400 {
+		r := ts.do(t, req{method: http.MethodPost, path: "/v1/topup/grant", idem: fmt.Sprintf("fill-%d", i),
+			body: obj{"external_customer_id": "alice", "credits": 1000, "metadata": meta}})
+		if r.status == http.StatusCreated {
+			granted += 1000
+			continue
+		}
+		r.wantProblem(t, http.StatusServiceUnavailable, "service-unavailable")
+		full = true
+		break
+	}
+	if !full {
+		t.Fatal("400 grants of 15 KiB of metadata never filled a 4 MiB file system")
+	}
+	ts.do(t, req{method: http.MethodGet, path: "/readyz", apiKey: none}).want(t, http.StatusServiceUnavailable)
+	if got := ts.balance(t, "alice").Balance; got != granted {
+		t.Errorf("balance on a full disk = %d, want %d: every grant answered 201, none other", got, granted)
+	}
+
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	ts.post(t, "/v1/topup/grant", obj{"external_customer_id": "alice", "credits": 1000}).want(t, http.StatusCreated)
+	ts.do(t, req{method: http.MethodGet, path: "/readyz", apiKey: none}).want(t, http.StatusOK)
+	if got := ts.balance(t, "alice").Balance; got != granted+1000 {
+		t.Errorf("balance after room was made = %d, want %d", got, granted+1000)
+	}
+	err = st.Read(t.Context(), func(q store.Q) error {
+		for _, sc := range ts.scopes {
+			if err := ledger.CheckInvariants(t.Context(), q, sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("invariants after a full disk: %v", err)
+	}
 }
