@@ -18,6 +18,9 @@ const (
 	ENoMeteringRule      = "no-metering-rule"
 	EIdempotencyReused   = "idempotency-key-reused"
 	EReservationInactive = "reservation-not-active"
+	EPlanExists          = "plan-exists"
+	EPlanArchived        = "plan-archived"
+	EOrderExists         = "order-exists"
 )
 
 // ErrOverflow reports an amount that would not fit in an int64 millicredits.

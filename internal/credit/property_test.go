@@ -207,17 +207,56 @@ func (m *ledgerModel) debit(t *rapid.T) {
 	if err != nil {
 		t.Fatalf("%s error = %v, want nil (available %d)", call, err, available)
 	}
-	checkDebit(t, call, before, m.s, entries, amount, typ, m.now)
+	checkDebit(t, call, before, m.s, entries, amount, typ, m.now, func(Block) bool { return true })
+	m.ledger = append(m.ledger, entries...)
+}
+
+// debitPayable is a plan's price: only blocks of priority at most the
+// plan's limit pay, and only what no reservation holds.
+func (m *ledgerModel) debitPayable(t *rapid.T) {
+	amount := rapid.Int64Range(0, 2500).Draw(t, "amount")
+	maxPriority := rapid.IntRange(0, 100).Draw(t, "max_priority")
+	pays := func(b Block) bool { return b.Priority <= maxPriority }
+	var payable int64
+	for _, b := range m.s.Blocks {
+		if refLiveBlock(b, m.now) && pays(b) {
+			payable += b.Remaining
+		}
+	}
+	available := min(payable, max(0, refLive(m.s.Blocks, m.now)-m.s.Account.Reserved))
+	before := clone(m.s)
+	entries, err := m.s.DebitPayable(amount, maxPriority, EntryPurchase, m.now)
+	call := fmt.Sprintf("DebitPayable(blocks, %d, priority ≤ %d) at %s", amount, maxPriority, m.now.Format(time.TimeOnly))
+	if amount > available {
+		var ie *InsufficientError
+		if !errors.As(err, &ie) || *ie != (InsufficientError{Required: amount, Available: available}) {
+			t.Fatalf("%s = %+v, %v, want *InsufficientError{%d, %d}", call, entries, err, amount, available)
+		}
+		if entries != nil || !reflect.DeepEqual(m.s, before) {
+			t.Fatalf("%s failed but returned %+v and changed the state to %+v, want %+v", call, entries, m.s, before)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s error = %v, want nil (available %d)", call, err, available)
+	}
+	checkDebit(t, call, before, m.s, entries, amount, EntryPurchase, m.now, pays)
 	m.ledger = append(m.ledger, entries...)
 }
 
 // checkDebit asserts that a successful debit of amount took it from the
-// blocks live at now in burn order: each entry names a live block, later in
-// burn order than the one before; every live block before the last one
-// touched was drained to 0; nothing else changed.
-func checkDebit(t rapid.TB, call string, before, after State, entries []Entry, amount int64, typ EntryType, now time.Time) {
+// blocks live at now that pay, in burn order: each entry names such a block,
+// later in burn order than the one before; every one of them before the last
+// one touched was drained to 0; nothing else changed.
+func checkDebit(t rapid.TB, call string, before, after State, entries []Entry, amount int64, typ EntryType, now time.Time, pays func(Block) bool) {
 	t.Helper()
-	order := refOrder(before.Blocks, now)
+	var paying []Block
+	for _, b := range before.Blocks {
+		if pays(b) {
+			paying = append(paying, b)
+		}
+	}
+	order := refOrder(paying, now)
 	pos := make(map[string]int, len(order))
 	for i, id := range order {
 		pos[id] = i
@@ -325,7 +364,8 @@ func (m *ledgerModel) expire(t *rapid.T) {
 }
 
 // TestStateProperties runs random sequences of grants, debits (some larger
-// than the balance), holds, clock moves and expiry sweeps, checking every
+// than the balance), debits of payable blocks only, holds, clock moves and
+// expiry sweeps, checking every
 // operation's result and the invariants after each step.
 func TestStateProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
@@ -336,6 +376,7 @@ func TestStateProperties(t *testing.T) {
 			"reserve":  m.reserve,
 			"advance":  m.advance,
 			"debit":    m.debit,
+			"payable":  m.debitPayable,
 			"expire":   m.expire,
 			"":         func(t *rapid.T) { checkInvariants(t, m.s, m.now, m.ledger, m.granted) },
 		})

@@ -29,6 +29,7 @@ const (
 	EntryRelease    EntryType = "release"
 	EntryExpire     EntryType = "expire"
 	EntryAdjustment EntryType = "adjustment"
+	EntryPurchase   EntryType = "purchase"
 )
 
 // Entry is one ledger line: a signed change to one block, and the account
@@ -47,6 +48,21 @@ type Entry struct {
 type State struct {
 	Account Account
 	Blocks  []Block
+}
+
+// Clone returns a copy of s that shares nothing with it, to try operations
+// on and keep only if all of them succeed.
+func (s State) Clone() State {
+	s.Blocks = slices.Clone(s.Blocks)
+	return s
+}
+
+// Lookup returns the block with id, if s has it.
+func (s *State) Lookup(id string) (Block, bool) {
+	if b := s.block(id); b != nil {
+		return *b, true
+	}
+	return Block{}, false
 }
 
 func (s *State) block(id string) *Block {
@@ -109,6 +125,21 @@ func (s *State) Grant(b Block) (Entry, error) {
 // when amount exceeds the effective balance (balance minus reservations).
 // A zero amount succeeds with no entries.
 func (s *State) Debit(amount int64, typ EntryType, now time.Time) ([]Entry, error) {
+	return s.debit(amount, typ, now, func(Block) bool { return true })
+}
+
+// DebitPayable spends amount only from the live blocks of priority at most
+// maxPriority, in burn order among them: a plan's price, which plan credits
+// (priority 10) must not pay. What is held by reservations is not payable
+// either, so the available amount is the payable credits, at most the
+// effective balance. It fails with *InsufficientError naming that amount,
+// changing nothing, when amount exceeds it.
+func (s *State) DebitPayable(amount int64, maxPriority int, typ EntryType, now time.Time) ([]Entry, error) {
+	return s.debit(amount, typ, now, func(b Block) bool { return b.Priority <= maxPriority })
+}
+
+// debit spends amount from the live blocks that pay, in burn order.
+func (s *State) debit(amount int64, typ EntryType, now time.Time, pays func(Block) bool) ([]Entry, error) {
 	if amount < 0 {
 		return nil, Invalid("amount", "must not be negative")
 	}
@@ -116,7 +147,13 @@ func (s *State) Debit(amount int64, typ EntryType, now time.Time) ([]Entry, erro
 	if err != nil {
 		return nil, err
 	}
-	available := Effective(live, s.Account.Reserved)
+	var payable int64
+	for _, b := range s.Blocks {
+		if b.Live(now) && pays(b) {
+			payable += b.Remaining // cannot overflow: payable ≤ live, checked above
+		}
+	}
+	available := min(payable, Effective(live, s.Account.Reserved))
 	if amount > available {
 		return nil, &InsufficientError{Required: amount, Available: available}
 	}
@@ -128,6 +165,9 @@ func (s *State) Debit(amount int64, typ EntryType, now time.Time) ([]Entry, erro
 	for _, lb := range BurnOrder(s.Blocks, now) {
 		if left == 0 {
 			break
+		}
+		if !pays(lb) {
+			continue
 		}
 		take := min(lb.Remaining, left)
 		b := s.block(lb.ID)

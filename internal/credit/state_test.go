@@ -315,3 +315,42 @@ func TestDebitLiveBalanceOverflow(t *testing.T) {
 		t.Errorf("Debit(blocks summing past MaxInt64, 1) failed but changed the state to %+v, want %+v", s, before)
 	}
 }
+
+// A plan's price is paid from the wallet alone: the unexpired priority-10
+// credits of the last plan burn first for usage, never for the next plan,
+// and a refusal names what could have paid.
+func TestDebitPayableSkipsPlanCredits(t *testing.T) {
+	now := t0
+	wallet := Block{ID: "blk_wallet", Original: 5000, Remaining: 5000, Seq: 1}
+	plan := Block{ID: "blk_plan", Original: 9000, Remaining: 9000, Priority: 10, ExpiresAt: now.Add(time.Hour), Seq: 2}
+	s := State{Account: Account{Balance: 14000, LifetimeEarned: 14000}, Blocks: []Block{wallet, plan}}
+
+	entries, err := s.DebitPayable(3000, 0, EntryPurchase, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{{Type: EntryPurchase, BlockID: "blk_wallet", Delta: -3000, BalanceAfter: 11000}}
+	if !slices.Equal(entries, want) {
+		t.Errorf("DebitPayable(3000, ≤ 0) = %+v, want %+v", entries, want)
+	}
+	if r := remaining(s); r["blk_plan"] != 9000 || r["blk_wallet"] != 2000 {
+		t.Errorf("remaining = %v, want the plan block untouched", r)
+	}
+
+	before := clone(s)
+	_, err = s.DebitPayable(2500, 0, EntryPurchase, now)
+	var ie *InsufficientError
+	if !errors.As(err, &ie) || *ie != (InsufficientError{Required: 2500, Available: 2000}) {
+		t.Errorf("DebitPayable(2500) with 2000 payable beside 9000 of plan credits: %v, want 2000 available", err)
+	}
+	if !reflect.DeepEqual(s, before) {
+		t.Errorf("a refused DebitPayable changed the state")
+	}
+
+	// Held credits are not payable either.
+	s.Account.Reserved = 10500
+	_, err = s.DebitPayable(1000, 0, EntryPurchase, now)
+	if !errors.As(err, &ie) || *ie != (InsufficientError{Required: 1000, Available: 500}) {
+		t.Errorf("DebitPayable(1000) with 11000 balance and 10500 held: %v, want 500 available", err)
+	}
+}

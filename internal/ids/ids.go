@@ -21,6 +21,9 @@ const (
 	Metric      = "bm_"
 	Rule        = "mr_"
 	Reservation = "res_"
+	Plan        = "pln_"
+	Purchase    = "pur_"
+	LinkedTx    = "trx_"
 )
 
 // UUID returns a new UUIDv7 string. google/uuid keeps v7 values monotonic

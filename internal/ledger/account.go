@@ -22,6 +22,7 @@ type account struct {
 	newBlocks []store.Block
 	blocks    map[string]bool // ids of loaded blocks whose remaining changed
 	usage     []store.UsageEvent
+	purchases []store.Purchase
 }
 
 // newAccount is the empty account of a customer that a grant or usage event
@@ -104,4 +105,5 @@ func (acc *account) writes(w *store.Writes) {
 	}
 	w.Ledger = append(w.Ledger, acc.ledger...)
 	w.Usage = append(w.Usage, acc.usage...)
+	w.Purchases = append(w.Purchases, acc.purchases...)
 }

@@ -83,13 +83,21 @@ func (c Grant) plan(p *plan) { p.customer(c.In.Customer) }
 func (c Grant) size() int    { return 1 }
 
 func (c Grant) apply(ctx context.Context, g *group, req Request) (Response, bool, error) {
-	in := c.In
-	if err := in.Validate(g.now); err != nil {
-		return Response{}, false, err
-	}
-	acc, err := g.account(req.Scope, in.Customer, in.AutoCreate)
+	res, err := g.grant(req.Scope, c.In)
 	if err != nil {
 		return Response{}, false, err
+	}
+	status, body, err := c.Encode(res)
+	return Response{Status: status, Body: body}, true, err
+}
+
+func (g *group) grant(scope store.Scope, in GrantInput) (GrantResult, error) {
+	if err := in.Validate(g.now); err != nil {
+		return GrantResult{}, err
+	}
+	acc, err := g.account(scope, in.Customer, in.AutoCreate)
+	if err != nil {
+		return GrantResult{}, err
 	}
 	b := store.Block{
 		Block: credit.Block{
@@ -101,11 +109,10 @@ func (c Grant) apply(ctx context.Context, g *group, req Request) (Response, bool
 	}
 	entry, err := acc.state.Grant(b.Block)
 	if err != nil {
-		return Response{}, false, err
+		return GrantResult{}, err
 	}
 	acc.newBlocks = append(acc.newBlocks, b)
 	acc.stage(g, []credit.Entry{entry}, entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.accept(g)
-	status, body, err := c.Encode(GrantResult{Block: b, Customer: acc.customer})
-	return Response{Status: status, Body: body}, true, err
+	return GrantResult{Block: b, Customer: acc.customer}, nil
 }

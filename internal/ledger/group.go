@@ -46,8 +46,12 @@ type group struct {
 	external map[custKey]*account // by external id, new customers included
 	records  map[idemKey]store.IdempotencyRecord
 	rules    map[ruleKey]store.Rule
-	touched  []*account // accounts with accepted changes, in first-change order
-	idem     map[store.Scope][]store.IdempotencyRecord
+	plans    map[planKey]store.Plan
+	orders   map[orderKey]store.Purchase // purchases made in this group
+	// transactions are the linked transactions committed in this group.
+	transactions map[store.Scope][]store.Transaction
+	touched      []*account // accounts with accepted changes, in first-change order
+	idem         map[store.Scope][]store.IdempotencyRecord
 }
 
 func newGroup(q store.Q, now time.Time) *group {
@@ -55,7 +59,9 @@ func newGroup(q store.Q, now time.Time) *group {
 		q: q, now: now,
 		accounts: make(map[custKey]*account), external: make(map[custKey]*account),
 		records: make(map[idemKey]store.IdempotencyRecord), rules: make(map[ruleKey]store.Rule),
-		idem: make(map[store.Scope][]store.IdempotencyRecord),
+		plans: make(map[planKey]store.Plan), orders: make(map[orderKey]store.Purchase),
+		transactions: make(map[store.Scope][]store.Transaction),
+		idem:         make(map[store.Scope][]store.IdempotencyRecord),
 	}
 }
 
@@ -268,6 +274,9 @@ func (g *group) flush(ctx context.Context) error {
 	}
 	for _, acc := range g.touched {
 		acc.writes(w(acc.scope))
+	}
+	for s, txs := range g.transactions {
+		w(s).Transactions = txs
 	}
 	for s, recs := range g.idem {
 		w(s).Idempotency = recs

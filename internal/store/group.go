@@ -48,14 +48,18 @@ type BlockRemaining struct {
 // that name them. WritesApply does not set the entries' Seq: the ledger is
 // read back, numbered, through LedgerList.
 type Writes struct {
-	Scope       Scope
-	Customers   []Customer // new customers, with their first totals
-	Accounts    []AccountUpdate
-	Blocks      []Block // new blocks
-	Remaining   []BlockRemaining
-	Ledger      []LedgerEntry
-	Usage       []UsageEvent
-	Idempotency []IdempotencyRecord
+	Scope     Scope
+	Customers []Customer // new customers, with their first totals
+	Accounts  []AccountUpdate
+	Blocks    []Block // new blocks
+	Remaining []BlockRemaining
+	Ledger    []LedgerEntry
+	Usage     []UsageEvent
+	Purchases []Purchase // written after the blocks they grant
+	// Transactions are the linked transactions committed, whose entries
+	// name them in TransactionID.
+	Transactions []Transaction
+	Idempotency  []IdempotencyRecord
 	// Lapsed is the creation time before which a stored idempotency record
 	// has lapsed: a new record for its key replaces it.
 	Lapsed time.Time
@@ -64,7 +68,7 @@ type Writes struct {
 // Empty reports whether w writes nothing.
 func (w *Writes) Empty() bool {
 	return len(w.Customers) == 0 && len(w.Accounts) == 0 && len(w.Blocks) == 0 && len(w.Remaining) == 0 &&
-		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Idempotency) == 0
+		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Purchases) == 0 && len(w.Transactions) == 0 && len(w.Idempotency) == 0
 }
 
 // GroupQ is what a group commit needs of a transaction, beyond Q.

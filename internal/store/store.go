@@ -102,6 +102,7 @@ type LedgerEntry struct {
 	ReferenceType  string
 	ReferenceID    string
 	IdempotencyKey string
+	TransactionID  string // the linked transaction ("trx_…") the entry is part of, if any
 	Metadata       json.RawMessage
 	CreatedAt      time.Time
 }
@@ -179,6 +180,8 @@ type Q interface {
 	// BlockList returns the customer's blocks with credits left, expired or
 	// not, in creation order.
 	BlockList(ctx context.Context, s Scope, customerID string) ([]Block, error)
+	// BlockGet returns one block, whatever is left of it.
+	BlockGet(ctx context.Context, s Scope, customerID, id string) (Block, error)
 	// BlockExpiredCustomers returns up to limit customers that own a block
 	// expired at now with credits left: the sweeper's work list.
 	BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]CustomerKey, error)
@@ -192,6 +195,8 @@ type Q interface {
 	// IdempotencyPurge deletes records stored before before.
 	IdempotencyPurge(ctx context.Context, before time.Time) (int64, error)
 
+	PlanQ
+	TransactionQ
 	GroupQ
 }
 

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -17,6 +18,15 @@ func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) (
 		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND remaining_amount > 0 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
 	return collect(rows, err, "list blocks", scanBlock)
+}
+
+func (c conn) BlockGet(ctx context.Context, s store.Scope, customerID, id string) (store.Block, error) {
+	b, err := scanBlock(c.q.QueryRow(ctx, `SELECT customer_id, `+blockColumns+`
+		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND id = $4`, s.TenantID, s.Env, customerID, id))
+	if err != nil {
+		return store.Block{}, fmt.Errorf("select block: %w", interpretError(err))
+	}
+	return b, nil
 }
 
 // scanBlock reads customer_id, then blockColumns.

@@ -263,6 +263,29 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 				$9::text[], $10::timestamptz[])`,
 			s.TenantID, s.Env, cust, ids, metrics, units, cost, keys, metas, created)
 	}
+	if n := len(w.Purchases); n > 0 {
+		cust, ids, plans, orders, blocks := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		price, credits, after, effective := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		debits, metas, created := make([]string, n), make([]*string, n), make([]time.Time, n)
+		for i, p := range w.Purchases {
+			cust[i], ids[i], plans[i], orders[i], blocks[i] = p.CustomerID, p.ID, p.PlanKey, p.OrderID, p.BlockID
+			price[i], credits[i], after[i], effective[i] = p.Price, p.Credits, p.BalanceAfter, p.EffectiveBalance
+			debits[i], metas[i], created[i] = debitsJSON(p.Debits), nullJSON(p.Metadata), ms(p.CreatedAt)
+		}
+		queueRows(b, "insert plan purchases", n, store.ErrConflict, `INSERT INTO plan_purchases (tenant_id, env, `+purchaseColumns+`)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+				$9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::timestamptz[])`,
+			s.TenantID, s.Env, cust, ids, plans, orders, price, credits, blocks, debits, after, effective, metas, created)
+	}
+	if n := len(w.Transactions); n > 0 {
+		ids, bodies, metas, created := make([]string, n), make([][]byte, n), make([]*string, n), make([]time.Time, n)
+		for i, t := range w.Transactions {
+			ids[i], bodies[i], metas[i], created[i] = t.ID, t.Body, nullJSON(t.Metadata), ms(t.CreatedAt)
+		}
+		queueRows(b, "insert transactions", n, store.ErrConflict, `INSERT INTO transactions (tenant_id, env, id, body, metadata, created_at)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::bytea[], $5::text[], $6::timestamptz[])`,
+			s.TenantID, s.Env, ids, bodies, metas, created)
+	}
 	if n := len(w.Idempotency); n > 0 {
 		keys, methods, paths := make([]string, n), make([]string, n), make([]string, n)
 		status, bodies, created := make([]int32, n), make([][]byte, n), make([]time.Time, n)
@@ -314,24 +337,24 @@ func queueLedger(b *pgx.Batch, s store.Scope, entries []store.LedgerEntry) {
 	n := len(entries)
 	cust, ids, types, blocks := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	delta, after := make([]int64, n), make([]int64, n)
-	refTypes, refIDs, keys := make([]string, n), make([]string, n), make([]string, n)
+	refTypes, refIDs, keys, txs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	created := make([]time.Time, n)
 	for i, e := range entries {
 		cust[i], ids[i], types[i], blocks[i], delta[i], after[i] = e.CustomerID, e.ID, string(e.Type), e.BlockID, e.Delta, e.BalanceAfter
-		refTypes[i], refIDs[i], keys[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, ms(e.CreatedAt)
+		refTypes[i], refIDs[i], keys[i], txs[i], created[i] = e.ReferenceType, e.ReferenceID, e.IdempotencyKey, e.TransactionID, ms(e.CreatedAt)
 	}
 	// Entries carry no metadata of their own (store.LedgerEntry): the column
 	// stays NULL, and LedgerList reads it from the reference.
 	queueRows(b, "append ledger entries", n, store.ErrConflict, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type,
-			delta, balance_after, block_id, reference_type, reference_id, idempotency_key, created_at)
+			delta, balance_after, block_id, reference_type, reference_id, idempotency_key, transaction_id, created_at)
 		SELECT $1, $2, customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
-			idempotency_key, created_at
+			idempotency_key, transaction_id, created_at
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[],
-				$11::text[], $12::timestamptz[])
+				$11::text[], $12::text[], $13::timestamptz[])
 			WITH ORDINALITY AS u (customer_id, id, type, delta, balance_after, block_id, reference_type, reference_id,
-				idempotency_key, created_at, ord)
+				idempotency_key, transaction_id, created_at, ord)
 		ORDER BY ord`,
-		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, created)
+		s.TenantID, s.Env, cust, ids, types, delta, after, blocks, refTypes, refIDs, keys, txs, created)
 }
 
 // lastPerKey keeps the last of the items with one key, in the order of their

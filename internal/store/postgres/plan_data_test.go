@@ -40,6 +40,15 @@ INSERT INTO idempotency_keys (tenant_id, env, key, method, path, status, body, c
 	SELECT 'tn' || (i % 25 + 1), (ARRAY['live', 'test'])[i % 2 + 1], 'key-' || i, 'POST', '/v1/usage', 201, '\x7b7d',
 		timestamptz '2025-12-01' + i * interval '2 minutes'
 	FROM generate_series(1, 40000) AS i;
+INSERT INTO plans (tenant_id, env, id, key, name, price, credits, priority, created_at)
+	SELECT 'tn' || (i % 25 + 1), (ARRAY['live', 'test'])[i % 2 + 1], 'pln_' || i, 'plan_' || i, 'plan', 100, 1000, 10,
+		timestamptz '2026-01-01'
+	FROM generate_series(1, 2000) AS i;
+INSERT INTO plan_purchases (tenant_id, env, customer_id, id, plan_key, order_id, price, credits, block_id, debits,
+		balance_after, effective_balance, created_at)
+	SELECT c.tenant_id, c.env, c.id, 'pur_' || c.id || '_' || s, 'plan_1', 'ord_' || c.id || '_' || s, 100, 1000,
+		'blk_' || c.id || '_' || s, '[]', 1000, 1000, c.created_at + s * interval '1 day'
+	FROM customers AS c, generate_series(1, 2) AS s;
 SET default_statistics_target = 10;
 ANALYZE;
 `

@@ -22,6 +22,17 @@ func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) (
 	})
 }
 
+func (c conn) BlockGet(ctx context.Context, s store.Scope, customerID, id string) (store.Block, error) {
+	row := c.queryRow(ctx, `SELECT customer_id, `+blockColumns+`
+		FROM blocks WHERE tenant_id = ? AND env = ? AND customer_id = ? AND id = ?`, s.TenantID, s.Env, customerID, id)
+	var cust string
+	b, err := scanBlock(row, &cust)
+	if err != nil {
+		return store.Block{}, fmt.Errorf("select block: %w", interpretError(err))
+	}
+	return b, nil
+}
+
 // scanBlock reads customer_id, then blockColumns.
 func scanBlock(r scanner, customerID *string) (store.Block, error) {
 	var b store.Block

@@ -219,10 +219,10 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	// Entries carry no metadata of their own (store.LedgerEntry): the column
 	// stays NULL, and LedgerList reads it from the reference.
 	err = insertRows(ctx, c, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
-			block_id, reference_type, reference_id, idempotency_key, created_at) VALUES `, 12, w.Ledger,
+			block_id, reference_type, reference_id, idempotency_key, transaction_id, created_at) VALUES `, 13, w.Ledger,
 		func(e store.LedgerEntry) []any {
 			return []any{s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
-				e.ReferenceType, e.ReferenceID, e.IdempotencyKey, ms(e.CreatedAt)}
+				e.ReferenceType, e.ReferenceID, e.IdempotencyKey, e.TransactionID, ms(e.CreatedAt)}
 		}, ``)
 	if err != nil {
 		return fmt.Errorf("append ledger entries: %w", err)
@@ -234,6 +234,21 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 		}, "")
 	if err != nil {
 		return fmt.Errorf("insert usage events: %w", err)
+	}
+	err = insertRows(ctx, c, `INSERT INTO plan_purchases (tenant_id, env, `+purchaseColumns+`) VALUES `, 14, w.Purchases,
+		func(p store.Purchase) []any {
+			return []any{s.TenantID, s.Env, p.CustomerID, p.ID, p.PlanKey, p.OrderID, p.Price, p.Credits, p.BlockID,
+				debitsJSON(p.Debits), p.BalanceAfter, p.EffectiveBalance, nullJSON(p.Metadata), ms(p.CreatedAt)}
+		}, "")
+	if err != nil {
+		return fmt.Errorf("insert plan purchases: %w", err)
+	}
+	err = insertRows(ctx, c, `INSERT INTO transactions (tenant_id, env, id, body, metadata, created_at) VALUES `, 6, w.Transactions,
+		func(t store.Transaction) []any {
+			return []any{s.TenantID, s.Env, t.ID, t.Body, nullJSON(t.Metadata), ms(t.CreatedAt)}
+		}, "")
+	if err != nil {
+		return fmt.Errorf("insert transactions: %w", err)
 	}
 	// A record older than Lapsed has lapsed: its key is free again and the new
 	// answer replaces it. A live record is a conflict: the row count tells.

@@ -12,15 +12,18 @@ import (
 )
 
 // entryColumns reads an entry's metadata from what it refers to, where a
-// request's metadata is stored once: the usage event, or the granted block.
+// request's metadata is stored once: the usage event, the granted block, the
+// plan purchase.
 // Entries written before that rule kept a copy of their own, which wins.
 // Each lookup binds the referenced row's whole primary key.
 const entryColumns = `l.seq, l.id, l.type, l.delta, l.balance_after, l.block_id, l.reference_type, l.reference_id,
-	l.idempotency_key, COALESCE(l.metadata, CASE l.reference_type
+	l.idempotency_key, l.transaction_id, COALESCE(l.metadata, CASE l.reference_type
 		WHEN 'usage_event' THEN (SELECT u.metadata FROM usage_events u WHERE u.tenant_id = l.tenant_id
 			AND u.env = l.env AND u.customer_id = l.customer_id AND u.id = l.reference_id)
 		WHEN 'grant' THEN (SELECT b.metadata FROM blocks b WHERE b.tenant_id = l.tenant_id
 			AND b.env = l.env AND b.customer_id = l.customer_id AND b.id = l.reference_id)
+		WHEN 'plan_purchase' THEN (SELECT p.metadata FROM plan_purchases p WHERE p.tenant_id = l.tenant_id
+			AND p.env = l.env AND p.id = l.reference_id)
 	END), l.created_at`
 
 func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryType string, p store.Page) ([]store.LedgerEntry, error) {
@@ -52,7 +55,7 @@ func (c conn) LedgerList(ctx context.Context, s store.Scope, customerID, entryTy
 		var meta sql.NullString
 		var created int64
 		err := r.Scan(&e.Seq, &e.ID, &typ, &e.Delta, &e.BalanceAfter, &e.BlockID, &e.ReferenceType, &e.ReferenceID,
-			&e.IdempotencyKey, &meta, &created)
+			&e.IdempotencyKey, &e.TransactionID, &meta, &created)
 		if err != nil {
 			return store.LedgerEntry{}, err
 		}

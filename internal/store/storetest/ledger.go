@@ -114,6 +114,30 @@ func testLedger(t *testing.T, open func(t *testing.T) store.Store) {
 		wantIDs(t, "LedgerList(commit)", got, entryID)
 	})
 
+	// A linked transaction is stored as its answer, and its entries name it.
+	t.Run("Transaction", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc, other := newScope(t, s), newScope(t, s)
+		c := newCustomer(t, s, sc)
+		tx := store.Transaction{ID: ids.New(ids.LinkedTx), Body: []byte(`{"id":"trx"}`), Metadata: json.RawMessage(`{"why": "transfer"}`), CreatedAt: t0}
+		e := newEntry(c.ID, credit.EntryGrant, 100, 100)
+		e.TransactionID = tx.ID
+		mustApply(t, s, &store.Writes{Scope: sc, Ledger: []store.LedgerEntry{e}, Transactions: []store.Transaction{tx}})
+		got, err := s.TransactionGet(ctx, sc, tx.ID)
+		wantNoErr(t, "TransactionGet", err)
+		wantSame(t, "TransactionGet", got, tx)
+		_, err = s.TransactionGet(ctx, other, tx.ID)
+		wantErr(t, "TransactionGet(another scope)", err, store.ErrNotFound)
+		entries, err := s.LedgerList(ctx, sc, c.ID, "", store.Page{Limit: 10})
+		wantNoErr(t, "LedgerList", err)
+		if len(entries) != 1 || entries[0].TransactionID != tx.ID {
+			t.Errorf("LedgerList = %+v, want the entry with TransactionID %s", entries, tx.ID)
+		}
+		err = apply(t, s, &store.Writes{Scope: sc, Transactions: []store.Transaction{tx}})
+		wantErr(t, "WritesApply(a transaction id written before)", err, store.ErrConflict)
+	})
+
 	// A request's metadata is stored once, on its usage event or block; each
 	// entry shows it through its reference, whatever the entry carried when
 	// written.

@@ -34,13 +34,16 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"blocks":           {[]string{"tenant_id", "env", "customer_id"}, nil},
 	"ledger_entries":   {[]string{"tenant_id", "env", "customer_id"}, nil},
 	"usage_events":     {[]string{"tenant_id", "env", "customer_id"}, nil},
+	"plan_purchases":   {[]string{"tenant_id", "env"}, []string{"id", "customer_id"}}, // GET /v1/plan-purchases/{id} names no customer
+	"transactions":     {[]string{"tenant_id", "env", "id"}, nil},
 	"idempotency_keys": {[]string{"tenant_id", "env", "key"}, nil},
-	// A scope's metrics and rules grow with its price list, not with its
-	// traffic: reading all of them is bounded, and PostgreSQL may rightly
+	// A scope's metrics, rules and plans grow with its price list, not with
+	// its traffic: reading all of them is bounded, and PostgreSQL may rightly
 	// prefer it to walking a page of them in order. Statements that name a
-	// metric still must bind it (the pinned-column rule).
+	// metric or a plan still must bind it (the pinned-column rule).
 	"billable_metrics": {[]string{"tenant_id", "env"}, nil},
 	"metering_rules":   {[]string{"tenant_id", "env"}, nil},
+	"plans":            {[]string{"tenant_id", "env"}, nil},
 	"tenants":          {[]string{"id"}, nil},
 	"api_keys":         {[]string{"hash"}, nil},
 }
