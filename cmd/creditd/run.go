@@ -22,6 +22,15 @@ Usage:
   creditd migrate                    bring the database schema up to date
   creditd keys create --env test|live
                                      print a new API key for the server's tenant
+  creditd plans create --key K --name N --price MC --credits MC
+                [--priority P] [--duration D] [--pay-from-max-priority P]
+                --env test|live
+                                     add a plan to the server's catalog: price
+                                     and credits in millicredits; D a Go duration
+                                     (24h) or seconds, none (default): no expiry
+  creditd plans list --env test|live list the catalog, archived plans included
+  creditd plans archive --key K --env test|live
+                                     take a plan out of sale
   creditd bench [--mode usage|batch|check] [--customers N] [--concurrency C]
                 [--duration D] [--warmup D] [--rate R] [--batch-size B]
                 [--setup=false] [--json] [--url URL] [--key KEY]
@@ -73,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return keys(ctx, args[1:], getenv, stdout, stderr)
+	case "plans":
+		return plans(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -108,6 +108,7 @@ type entryJSON struct {
 	ReferenceType  *string         `json:"reference_type"`
 	ReferenceID    *string         `json:"reference_id"`
 	IdempotencyKey *string         `json:"idempotency_key"`
+	TransactionID  *string         `json:"transaction_id"` // the linked transaction the entry is part of
 	Metadata       json.RawMessage `json:"metadata"`
 	CreatedAt      Time            `json:"created_at"`
 }
@@ -115,7 +116,7 @@ type entryJSON struct {
 var entryTypes = map[string]bool{
 	string(credit.EntryGrant): true, string(credit.EntryUsage): true, string(credit.EntryReserve): true,
 	string(credit.EntryCommit): true, string(credit.EntryRelease): true, string(credit.EntryExpire): true,
-	string(credit.EntryAdjustment): true,
+	string(credit.EntryAdjustment): true, string(credit.EntryPurchase): true,
 }
 
 func (s *Server) handleLedger(a addressing) handlerFunc {
@@ -126,7 +127,7 @@ func (s *Server) handleLedger(a addressing) handlerFunc {
 		}
 		typ := r.URL.Query().Get("type")
 		if typ != "" && !entryTypes[typ] {
-			return credit.Invalid("type", "must be one of grant, usage, reserve, commit, release, expire, adjustment")
+			return credit.Invalid("type", "must be one of grant, usage, reserve, commit, release, expire, adjustment, purchase")
 		}
 		if _, err := strconv.ParseInt(p.After, 10, 64); p.After != "" && err != nil {
 			return credit.Invalid("cursor", "is not a cursor this API returned")
@@ -147,6 +148,7 @@ func entryOut(e store.LedgerEntry) entryJSON {
 	return entryJSON{
 		ID: e.ID, CustomerID: e.CustomerID, Type: string(e.Type), Delta: e.Delta, BalanceAfter: e.BalanceAfter,
 		BlockID: nullable(e.BlockID), ReferenceType: nullable(e.ReferenceType), ReferenceID: nullable(e.ReferenceID),
-		IdempotencyKey: nullable(e.IdempotencyKey), Metadata: metadataOut(e.Metadata), CreatedAt: Time(e.CreatedAt),
+		IdempotencyKey: nullable(e.IdempotencyKey), TransactionID: nullable(e.TransactionID),
+		Metadata: metadataOut(e.Metadata), CreatedAt: Time(e.CreatedAt),
 	}
 }

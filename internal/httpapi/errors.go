@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/creditd/creditd/internal/credit"
+	"github.com/creditd/creditd/internal/ledger"
 	"github.com/creditd/creditd/internal/store"
 )
 
@@ -36,9 +38,9 @@ var problemTypes = map[string]struct {
 	"unauthorized": {http.StatusUnauthorized, "Unauthorized",
 		"Send a valid API key in X-API-Key (or Authorization: Bearer). Its qs_live_/qs_test_ prefix picks the environment."},
 	credit.EInsufficient: {http.StatusPaymentRequired, "Insufficient credits",
-		"The customer's effective balance (balance minus reservations) is below the cost; required and available say by how much. Nothing was debited."},
+		"The customer's effective balance (balance minus reservations) is below the cost; required and available say by how much. For a plan purchase only the blocks the plan may be paid from (priority up to its pay_from_max_priority) count as available. Nothing was debited."},
 	credit.ENotFound: {http.StatusNotFound, "Not found",
-		"The customer, metric or endpoint named does not exist in this key's environment."},
+		"The customer, metric, plan, purchase or endpoint named does not exist in this key's environment."},
 	"method-not-allowed": {http.StatusMethodNotAllowed, "Method not allowed",
 		"The path exists but not with this method; see allow."},
 	"idempotency-key-required": {http.StatusBadRequest, "Idempotency-Key required",
@@ -49,6 +51,12 @@ var problemTypes = map[string]struct {
 		"A customer with this external_id exists; customer_id names it."},
 	credit.EMetricExists: {http.StatusConflict, "Billable metric exists",
 		"A billable metric with this key exists; metric_id names it."},
+	credit.EPlanExists: {http.StatusConflict, "Plan exists",
+		"A plan with this key exists; plan_id names it. Plans are immutable: a new price or allowance is a new plan with a new key."},
+	credit.EPlanArchived: {http.StatusConflict, "Plan archived",
+		"The plan is archived and can no longer be bought. Orders bought before it was archived still answer their purchase."},
+	credit.EOrderExists: {http.StatusConflict, "Order exists",
+		"This customer's order_id was already bought with another plan; purchase_id and plan_key name that purchase. An order id names one purchase: use a new one for another plan."},
 	credit.EReservationInactive: {http.StatusConflict, "Reservation not active",
 		"The reservation is no longer active; reservation_status says what it is."},
 	credit.EConflict: {http.StatusConflict, "Conflict",
@@ -80,6 +88,18 @@ func newProblem(code, detail string) Problem {
 // domain's errors is an internal error with a generic message: its text may
 // name tables or files and stays in the log.
 func problemOf(err error) Problem {
+	// A linked transaction's operation failed: its own problem, and where.
+	var oe *ledger.OperationError
+	if errors.As(err, &oe) {
+		p := problemOf(oe.Err)
+		extra := map[string]any{"operation_index": oe.Index}
+		for k, v := range p.Extra {
+			extra[k] = v
+		}
+		p.Extra = extra
+		p.Detail = fmt.Sprintf("operation %d: %s", oe.Index, p.Detail)
+		return p
+	}
 	var ie *credit.InsufficientError
 	if errors.As(err, &ie) {
 		p := newProblem(credit.EInsufficient, ie.Error())

@@ -64,6 +64,7 @@ type entryResp struct {
 	ReferenceType  *string        `json:"reference_type"`
 	ReferenceID    *string        `json:"reference_id"`
 	IdempotencyKey *string        `json:"idempotency_key"`
+	TransactionID  *string        `json:"transaction_id"`
 	Metadata       map[string]any `json:"metadata"`
 	CreatedAt      string         `json:"created_at"`
 }

@@ -52,6 +52,32 @@ type grantRequest struct {
 	Metadata           Metadata  `json:"metadata"`
 }
 
+// input is the grant the body asks for, its customer aside.
+func (req grantRequest) input(defaultSource, key string) (ledger.GrantInput, error) {
+	in := ledger.GrantInput{
+		Reason: req.Reason, PricePaid: req.PricePaid, Currency: req.Currency, ExternalPaymentID: req.ExternalPaymentID,
+		Metadata: json.RawMessage(req.Metadata), ExpiresAt: req.ExpiresAt.Time, Source: defaultSource,
+		IdempotencyKey: key,
+	}
+	if req.Credits == nil {
+		return ledger.GrantInput{}, credit.Invalid("credits", "is required")
+	}
+	in.Credits = *req.Credits
+	if req.Priority != nil {
+		in.Priority = *req.Priority
+	}
+	if req.Source != nil && *req.Source != "" {
+		in.Source = *req.Source
+	}
+	// Lengths other than reason's are package ledger's rules.
+	var c checks
+	c.text("source", in.Source, 0)
+	c.text("reason", in.Reason, maxTextLen)
+	c.text("currency", in.Currency, 0)
+	c.text("external_payment_id", in.ExternalPaymentID, 0)
+	return in, c.err()
+}
+
 // handleGrant serves the three grant endpoints. POST /v1/topup/grant takes
 // its customer from the body and creates an unknown external id (source
 // "topup" by default); the customer-scoped twins default the source to
@@ -67,28 +93,8 @@ func (s *Server) handleGrant(a addressing) handlerFunc {
 			if err := decode(body, &req); err != nil {
 				return nil, err
 			}
-			in := ledger.GrantInput{
-				Reason: req.Reason, PricePaid: req.PricePaid, Currency: req.Currency, ExternalPaymentID: req.ExternalPaymentID,
-				Metadata: json.RawMessage(req.Metadata), ExpiresAt: req.ExpiresAt.Time, Source: defaultSource,
-				IdempotencyKey: r.Header.Get("Idempotency-Key"),
-			}
-			if req.Credits == nil {
-				return nil, credit.Invalid("credits", "is required")
-			}
-			in.Credits = *req.Credits
-			if req.Priority != nil {
-				in.Priority = *req.Priority
-			}
-			if req.Source != nil && *req.Source != "" {
-				in.Source = *req.Source
-			}
-			// Lengths other than reason's are package ledger's rules.
-			var c checks
-			c.text("source", in.Source, 0)
-			c.text("reason", in.Reason, maxTextLen)
-			c.text("currency", in.Currency, 0)
-			c.text("external_payment_id", in.ExternalPaymentID, 0)
-			if err := c.err(); err != nil {
+			in, err := req.input(defaultSource, r.Header.Get("Idempotency-Key"))
+			if err != nil {
 				return nil, err
 			}
 			switch a {

@@ -22,8 +22,21 @@ func (s *Server) routes() {
 	s.handle("POST /v1/customers/{customer_id}/credits/grant", s.handleGrant(byID))
 	s.handle("POST /v1/customer-by-external-id/{external_id}/credits/grant", s.handleGrant(byExternalID))
 
+	s.handle("POST /v1/plans", s.handlePlanCreate())
+	s.handle("GET /v1/plans", s.handlePlanList())
+	s.handle("GET /v1/plans/{key}", s.handlePlanGet())
+	s.handle("POST /v1/plans/{key}/archive", s.handlePlanArchive())
+	s.handle("POST /v1/customers/{customer_id}/plan-purchases", s.handlePurchase(byID))
+	s.handle("POST /v1/customer-by-external-id/{external_id}/plan-purchases", s.handlePurchase(byExternalID))
+	s.handle("GET /v1/customers/{customer_id}/plan-purchases", s.handlePurchaseList(byID))
+	s.handle("GET /v1/customer-by-external-id/{external_id}/plan-purchases", s.handlePurchaseList(byExternalID))
+	s.handle("GET /v1/plan-purchases/{id}", s.handlePurchaseGet())
+
 	s.handle("POST /v1/usage", s.handleUsage())
 	s.handle("POST /v1/usage/batch", s.handleUsageBatch())
+
+	s.handle("POST /v1/transactions", s.handleTransaction())
+	s.handle("GET /v1/transactions/{id}", s.handleTransactionGet())
 
 	s.handle("GET /v1/customers/{customer_id}/credits", s.handleBalance(byID))
 	s.handle("GET /v1/customer-by-external-id/{external_id}/credits", s.handleBalance(byExternalID))

@@ -14,7 +14,7 @@ import (
 )
 
 // Random sequences of grants, usages, plan purchases (new orders and
-// retried ones), clock moves and expiry sweeps, over a few customers, keep
+// retried ones), linked transactions, clock moves and expiry sweeps, over a few customers, keep
 // every invariant of design.md (CheckInvariants) after each step, and every
 // refusal is one the domain names (402, 404, 409…), never a failure.
 func TestRandomOperationsKeepInvariants(t *testing.T) {
@@ -70,6 +70,22 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 					_, err := f.run(t, sc, k, "/v1/customers/"+c+"/plan-purchases", Purchase{In: in, Encode: jsonOf[PurchaseResult](201)})
 					refused("purchase", err)
 					check("purchase")
+				},
+				"transaction": func(rt *rapid.T) {
+					var ops []Operation
+					for range rapid.IntRange(1, 4).Draw(rt, "operations") {
+						c := rapid.SampledFrom(customers).Draw(rt, "customer")
+						if rapid.Bool().Draw(rt, "usage") {
+							ops = append(ops, usageOp(c, "calls", rapid.Int64Range(1, 40).Draw(rt, "units")))
+						} else {
+							ops = append(ops, grantOp(c, rapid.Int64Range(1, 3000).Draw(rt, "credits")))
+						}
+					}
+					k := key()
+					enc := func(TransactionResult) (int, []byte, error) { return 201, []byte(`{}`), nil }
+					_, err := f.run(t, sc, k, "/v1/transactions", LinkedTransaction{Operations: ops, Encode: enc})
+					refused("transaction", err)
+					check("transaction")
 				},
 				"advance": func(rt *rapid.T) {
 					f.clock.Add(time.Duration(rapid.IntRange(1, 90).Draw(rt, "minutes")) * time.Minute)
