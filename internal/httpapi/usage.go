@@ -50,11 +50,16 @@ type usageJSON struct {
 	IdempotencyKey string `json:"idempotency_key"`
 	Status         string `json:"status"`
 	EstimatedCost  int64  `json:"estimated_cost"`
-	Duplicate      bool   `json:"duplicate"`
+	// BalanceAfter is the account's balance right after the debit, as in
+	// the ledger (the entitlement check's is the effective balance after a
+	// would-be debit).
+	BalanceAfter int64 `json:"balance_after"`
+	Duplicate    bool  `json:"duplicate"`
 }
 
 func usageOut(res ledger.UsageResult) usageJSON {
-	return usageJSON{EventID: res.Event.ID, IdempotencyKey: res.Event.IdempotencyKey, Status: "accepted", EstimatedCost: res.Event.Cost}
+	return usageJSON{EventID: res.Event.ID, IdempotencyKey: res.Event.IdempotencyKey, Status: "accepted",
+		EstimatedCost: res.Event.Cost, BalanceAfter: res.Customer.Account.Balance}
 }
 
 // markDuplicate rewrites a stored usage answer for its replay.
