@@ -257,6 +257,8 @@ run_creditd() {
   measure "$store" "usage, 1 customer" "$tps_one" events_per_sec --mode usage --customers 1
   measure "$store" "batch of 1000, $ACCOUNTS cust." "$tps_many" events_per_sec --mode batch --batch-size 1000 --customers "$ACCOUNTS"
   measure "$store" "check, $ACCOUNTS customers" "$tps_many" requests_per_sec --mode check --customers "$ACCOUNTS"
+  # The hot path's latency at a gate's concurrency: 4 clients.
+  measure "$store" "check, 4 clients" - requests_per_sec --mode check --customers "$ACCOUNTS" --concurrency 4
   local half
   half=$(awk -v p="${peak:-0}" 'BEGIN { printf "%d", p / 2 }')
   if ((half > 0)); then

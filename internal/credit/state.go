@@ -120,6 +120,36 @@ func (s *State) Grant(b Block) (Entry, error) {
 	return Entry{Type: EntryGrant, BlockID: b.ID, Delta: b.Original, BalanceAfter: balance}, nil
 }
 
+// Hold sets amount aside for a reservation: it counts in Reserved, so no
+// debit can spend it. It fails with *InsufficientError, changing nothing,
+// when amount exceeds the effective balance.
+func (s *State) Hold(amount int64, now time.Time) error {
+	if amount < 0 {
+		return Invalid("amount", "must not be negative")
+	}
+	live, err := LiveBalance(s.Blocks, now)
+	if err != nil {
+		return err
+	}
+	if available := Effective(live, s.Account.Reserved); amount > available {
+		return &InsufficientError{Required: amount, Available: available}
+	}
+	reserved, err := Add(s.Account.Reserved, amount)
+	if err != nil {
+		return err
+	}
+	s.Account.Reserved = reserved
+	s.Account.Version++
+	return nil
+}
+
+// Unhold gives back amount a hold had set aside (committed, released or
+// lapsed). It never takes Reserved below zero.
+func (s *State) Unhold(amount int64) {
+	s.Account.Reserved = max(0, s.Account.Reserved-amount)
+	s.Account.Version++
+}
+
 // Debit spends amount from the live blocks in burn order, one entry of type
 // typ per block touched. It fails with *InsufficientError, changing nothing,
 // when amount exceeds the effective balance (balance minus reservations).

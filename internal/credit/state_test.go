@@ -354,3 +354,30 @@ func TestDebitPayableSkipsPlanCredits(t *testing.T) {
 		t.Errorf("DebitPayable(1000) with 11000 balance and 10500 held: %v, want 500 available", err)
 	}
 }
+
+// A hold sets credits aside from the effective balance; debits cannot spend
+// them; giving them back makes them spendable again.
+func TestHoldAndUnhold(t *testing.T) {
+	s := State{Account: Account{Balance: 1000}, Blocks: []Block{{ID: "b1", Original: 1000, Remaining: 1000, Seq: 1}}}
+	if err := s.Hold(700, t0); err != nil || s.Account.Reserved != 700 {
+		t.Fatalf("Hold(700) = %v, reserved %d", err, s.Account.Reserved)
+	}
+	var ie *InsufficientError
+	if err := s.Hold(301, t0); !errors.As(err, &ie) || *ie != (InsufficientError{Required: 301, Available: 300}) || s.Account.Reserved != 700 {
+		t.Errorf("Hold(301) with 300 free = %v, reserved %d; want 402 naming 300, nothing changed", err, s.Account.Reserved)
+	}
+	if _, err := s.Debit(301, EntryUsage, t0); !errors.As(err, &ie) || ie.Available != 300 {
+		t.Errorf("Debit(301) with 700 held of 1000: %v, want 300 available", err)
+	}
+	s.Unhold(700)
+	if s.Account.Reserved != 0 {
+		t.Errorf("reserved after Unhold = %d", s.Account.Reserved)
+	}
+	if _, err := s.Debit(1000, EntryCommit, t0); err != nil {
+		t.Errorf("Debit(1000) after the hold ended: %v", err)
+	}
+	s.Unhold(5)
+	if s.Account.Reserved != 0 {
+		t.Errorf("Unhold below zero left reserved %d", s.Account.Reserved)
+	}
+}

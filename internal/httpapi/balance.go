@@ -65,6 +65,9 @@ type entitlementJSON struct {
 	EstimatedCost      int64   `json:"estimated_cost"`
 	BalanceAfter       int64   `json:"balance_after"`
 	OveragePolicy      string  `json:"overage_policy"`
+	// Breakdown is what a usage of these units would take now, block by
+	// block: the usage's own debit, run on a copy.
+	Breakdown []blockDebitJSON `json:"breakdown"`
 }
 
 func (s *Server) handleEntitlement(a addressing) handlerFunc {
@@ -94,6 +97,7 @@ func (s *Server) handleEntitlement(a addressing) handlerFunc {
 			Allowed: e.Allowed, CustomerID: c.ID, ExternalCustomerID: nullable(c.ExternalID), BillableMetricKey: e.MetricKey,
 			Units: e.Units, Balance: e.Balance.Balance, ReservedBalance: e.Reserved, EffectiveBalance: e.Effective,
 			EstimatedCost: e.EstimatedCost, BalanceAfter: e.BalanceAfter, OveragePolicy: "block",
+			Breakdown: breakdownOut(e.Breakdown),
 		})
 	}
 }

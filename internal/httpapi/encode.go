@@ -37,6 +37,25 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + time.Time(t).UTC().Format(timeFormat) + `"`), nil
 }
 
+// UnmarshalJSON implements json.Unmarshaler, so that a stored answer reads
+// back (a replay marks it a duplicate; a batch reads its events' answers).
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return err
+	}
+	*t = Time(v)
+	return nil
+}
+
 // encode writes v as JSON with status.
 func encode(w http.ResponseWriter, status int, v any) error {
 	body, err := marshal(v)

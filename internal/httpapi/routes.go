@@ -35,6 +35,12 @@ func (s *Server) routes() {
 	s.handle("POST /v1/usage", s.handleUsage())
 	s.handle("POST /v1/usage/batch", s.handleUsageBatch())
 
+	s.handle("POST /v1/reserve", s.handleReserve())
+	s.handle("POST /v1/reserve/{id}/commit", s.handleSettle(false))
+	s.handle("POST /v1/reserve/{id}/release", s.handleSettle(true))
+	s.handle("GET /v1/reserve/{id}", s.handleReservationGet())
+	s.handle("GET /v1/reservations", s.handleReservationList())
+
 	s.handle("POST /v1/transactions", s.handleTransaction())
 	s.handle("GET /v1/transactions/{id}", s.handleTransactionGet())
 

@@ -53,13 +53,34 @@ type usageJSON struct {
 	// BalanceAfter is the account's balance right after the debit, as in
 	// the ledger (the entitlement check's is the effective balance after a
 	// would-be debit).
-	BalanceAfter int64 `json:"balance_after"`
-	Duplicate    bool  `json:"duplicate"`
+	BalanceAfter     int64            `json:"balance_after"`
+	EffectiveBalance int64            `json:"effective_balance"`
+	Breakdown        []blockDebitJSON `json:"breakdown"`
+	Duplicate        bool             `json:"duplicate"`
+}
+
+// blockDebitJSON is one block's share of a debit: which credits paid, and what
+// put them first in the burn order.
+type blockDebitJSON struct {
+	BlockID   string `json:"block_id"`
+	Amount    int64  `json:"amount"`
+	Priority  int    `json:"priority"`
+	ExpiresAt Time   `json:"expires_at"`
+	Source    string `json:"source"`
+}
+
+func breakdownOut(ds []ledger.BlockDebit) []blockDebitJSON {
+	out := make([]blockDebitJSON, len(ds))
+	for i, d := range ds {
+		out[i] = blockDebitJSON{BlockID: d.BlockID, Amount: d.Amount, Priority: d.Priority, ExpiresAt: Time(d.ExpiresAt), Source: d.Source}
+	}
+	return out
 }
 
 func usageOut(res ledger.UsageResult) usageJSON {
 	return usageJSON{EventID: res.Event.ID, IdempotencyKey: res.Event.IdempotencyKey, Status: "accepted",
-		EstimatedCost: res.Event.Cost, BalanceAfter: res.Customer.Account.Balance}
+		EstimatedCost: res.Event.Cost, BalanceAfter: res.Customer.Account.Balance, EffectiveBalance: res.EffectiveBalance,
+		Breakdown: breakdownOut(res.Breakdown)}
 }
 
 // markDuplicate rewrites a stored usage answer for its replay.

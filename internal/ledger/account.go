@@ -23,6 +23,11 @@ type account struct {
 	blocks    map[string]bool // ids of loaded blocks whose remaining changed
 	usage     []store.UsageEvent
 	purchases []store.Purchase
+	sources   map[string]string // the loaded blocks' sources, for explanations
+
+	holds    []store.Reservation // loaded active holds, and those placed in this group
+	newHolds map[string]bool     // placed in this group: inserted
+	settled  map[string]bool     // loaded, and no longer active: updated
 }
 
 // newAccount is the empty account of a customer that a grant or usage event
@@ -32,6 +37,7 @@ func newAccount(scope store.Scope, externalID string, now time.Time) *account {
 		scope:    scope,
 		customer: store.Customer{ID: ids.UUID(), ExternalID: externalID, CreatedAt: now},
 		isNew:    true,
+		newHolds: make(map[string]bool), settled: make(map[string]bool),
 	}
 }
 
@@ -52,7 +58,8 @@ type entryRef struct {
 // written (due expiries found at load).
 func (acc *account) stage(g *group, entries []credit.Entry, ref entryRef) {
 	for _, e := range entries {
-		if e.Type != credit.EntryGrant {
+		// A hold's entries (reserve, release, a hold's expiry) touch no block.
+		if e.Type != credit.EntryGrant && e.BlockID != "" {
 			if acc.blocks == nil {
 				acc.blocks = make(map[string]bool)
 			}
@@ -106,4 +113,12 @@ func (acc *account) writes(w *store.Writes) {
 	w.Ledger = append(w.Ledger, acc.ledger...)
 	w.Usage = append(w.Usage, acc.usage...)
 	w.Purchases = append(w.Purchases, acc.purchases...)
+	for _, r := range acc.holds {
+		switch {
+		case acc.newHolds[r.ID]:
+			w.Reservations = append(w.Reservations, r)
+		case acc.settled[r.ID]:
+			w.ReservationUpdates = append(w.ReservationUpdates, r)
+		}
+	}
 }

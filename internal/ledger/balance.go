@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,10 +60,35 @@ func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Custom
 	for i, b := range order {
 		live[i] = byID[b.ID]
 	}
+	reserved, err := heldAt(ctx, q, scope, c, now)
+	if err != nil {
+		return Balance{}, err
+	}
 	return Balance{
-		Customer: c, Balance: sum, Reserved: c.Account.Reserved, Effective: credit.Effective(sum, c.Account.Reserved),
+		Customer: c, Balance: sum, Reserved: reserved, Effective: credit.Effective(sum, reserved),
 		LifetimeEarned: c.Account.LifetimeEarned, Version: c.Account.Version, Blocks: live,
 	}, nil
+}
+
+// heldAt is what the customer's holds set aside at now. A hold whose time
+// has passed stops counting at once, though the account row counts it until
+// the sweeper (or the customer's next write) records its expiry: reads never
+// write.
+func heldAt(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (int64, error) {
+	if c.Account.Reserved == 0 {
+		return 0, nil // no hold: no read
+	}
+	holds, err := q.ReservationsActive(ctx, scope, c.ID)
+	if err != nil {
+		return 0, fmt.Errorf("holds of customer %s: %w", c.ID, err)
+	}
+	var held int64
+	for _, r := range holds {
+		if r.ExpiresAt.After(now) {
+			held += r.Amount
+		}
+	}
+	return held, nil
 }
 
 // Entitlement answers whether a customer can afford units of a metric now.
@@ -73,6 +99,9 @@ type Entitlement struct {
 	EstimatedCost int64
 	BalanceAfter  int64 // effective balance minus the cost; negative when not allowed
 	Allowed       bool
+	// Breakdown is what a usage of Units would take now, block by block, in
+	// burn order: the same debit, run on a copy. Empty when not allowed.
+	Breakdown []BlockDebit
 }
 
 // Check prices units of metricKey for a customer and compares the cost with
@@ -97,7 +126,8 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 		if err != nil {
 			return err
 		}
-		bal, err := balanceOf(ctx, q, scope, c, s.clock())
+		now := s.clock()
+		bal, err := balanceOf(ctx, q, scope, c, now)
 		if err != nil {
 			return err
 		}
@@ -106,6 +136,27 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 			return err
 		}
 		e = Entitlement{Balance: bal, MetricKey: metricKey, Units: units, EstimatedCost: cost, BalanceAfter: after, Allowed: cost <= bal.Effective}
+		// The usage's own debit, on a copy of the state it would run on.
+		state := credit.State{Account: c.Account}
+		state.Account.Reserved = bal.Reserved
+		sources := make(map[string]string, len(bal.Blocks))
+		for _, b := range bal.Blocks {
+			state.Blocks = append(state.Blocks, b.Block)
+			sources[b.ID] = b.Source
+		}
+		entries, err := state.Debit(cost, credit.EntryUsage, now)
+		var ie *credit.InsufficientError
+		switch {
+		case errors.As(err, &ie):
+			e.Allowed = false
+		case err != nil:
+			return err
+		default:
+			e.Breakdown = breakdown(entries, func(id string) (credit.Block, string) {
+				b, _ := state.Lookup(id)
+				return b, sources[id]
+			})
+		}
 		return nil
 	})
 	return e, err

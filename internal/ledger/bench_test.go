@@ -76,3 +76,57 @@ func BenchmarkUsage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheck measures the entitlement check alone (no HTTP), the hot
+// path that gates every action: one snapshot read, no write, from 4
+// goroutines over 10,000 customers, on each store.
+//
+//	go test ./internal/ledger -run '^$' -bench Check -benchtime 20000x
+func BenchmarkCheck(b *testing.B) {
+	const customers = 10000
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			var st store.Store
+			var err error
+			if backend == "sqlite" {
+				st, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
+			} else {
+				st, err = postgres.Open(context.Background(), pgtest.NewDatabase(b))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.Migrate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			svc := New(st, time.Now)
+			defer svc.Close()
+			ctx := context.Background()
+			exec := func(key string, cmd Command) {
+				if _, err := svc.Execute(ctx, Request{Scope: scope, Key: key, Method: "POST", Path: "/x"}, func() (Command, error) { return cmd, nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			exec("m", CreateMetric{In: MetricInput{Key: "msg"}, Encode: jsonOf[store.Metric](201)})
+			exec("r", CreateRule{MetricKey: "msg", Rule: credit.Rule{CostType: credit.CostPerUnit, UnitCost: 1, UnitSize: 1}, Encode: jsonOf[store.Rule](201)})
+			for i := range customers {
+				in := GrantInput{Customer: CustomerRef{ExternalID: fmt.Sprint("c", i)}, AutoCreate: true, Credits: 1 << 40, Source: "topup"}
+				exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
+			}
+			var n atomic.Int64
+			b.SetParallelism(2) // 4 goroutines on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					e, err := svc.Check(ctx, scope, CustomerRef{ExternalID: fmt.Sprint("c", i%customers)}, "msg", 5)
+					if err != nil || !e.Allowed {
+						b.Fatalf("check: %+v, %v", e, err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+		})
+	}
+}

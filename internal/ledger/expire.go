@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Expire records the due expiries of one customer: the sweeper's unit of
-// work. Its answer's Status is 1 when it recorded any, else 0.
+// Expire records the due expiries of one customer, of blocks and of holds:
+// the sweeper's unit of work. Its answer's Status is 1 when it recorded any, else 0.
 type Expire struct {
 	CustomerID string
 }
@@ -28,10 +28,16 @@ func (c Expire) apply(ctx context.Context, g *group, req Request) (Response, boo
 func (s *Service) SweepExpired(ctx context.Context, limit int) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	refs, err := s.store.BlockExpiredCustomers(ctx, s.clock(), limit)
+	now := s.clock()
+	refs, err := s.store.BlockExpiredCustomers(ctx, now, limit)
 	if err != nil {
 		return 0, err
 	}
+	holds, err := s.store.ReservationExpiredCustomers(ctx, now, limit)
+	if err != nil {
+		return 0, err
+	}
+	refs = append(refs, holds...)
 	var total int
 	for _, ref := range refs {
 		resp, err := s.submit(ctx, Request{Scope: ref.Scope}, Expire{CustomerID: ref.CustomerID})

@@ -195,13 +195,17 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 // first write that touches a customer writes its pending expire entries,
 // before its own change. They are written only with such a change.
 func (g *group) add(row store.AccountRow) *account {
-	acc := &account{scope: row.Scope, customer: row.Customer, state: credit.State{Account: row.Customer.Account}}
+	acc := &account{scope: row.Scope, customer: row.Customer, state: credit.State{Account: row.Customer.Account},
+		sources: make(map[string]string, len(row.Blocks)), holds: row.Holds,
+		newHolds: make(map[string]bool), settled: make(map[string]bool)}
 	for _, b := range row.Blocks {
 		acc.state.Blocks = append(acc.state.Blocks, b.Block)
+		acc.sources[b.ID] = b.Source
 	}
 	if expired := acc.state.ExpireDue(g.now); len(expired) > 0 {
 		acc.stage(g, expired, entryRef{Type: "block"})
 	}
+	acc.expireHolds(g)
 	g.accounts[custKey{row.Scope, row.Customer.ID}] = acc
 	if row.Customer.ExternalID != "" {
 		g.external[custKey{row.Scope, row.Customer.ExternalID}] = acc

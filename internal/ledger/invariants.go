@@ -63,6 +63,21 @@ func checkCustomer(ctx context.Context, q store.Q, scope store.Scope, c store.Cu
 	if a.Reserved < 0 {
 		errs = append(errs, fmt.Errorf("reserved %d < 0", a.Reserved))
 	}
+	// What is held is what the active holds set aside, no more: no credit
+	// is held twice, and none is held after its hold ended.
+	holds, err := q.ReservationsActive(ctx, scope, c.ID)
+	if err != nil {
+		return err
+	}
+	var held int64
+	for _, r := range holds {
+		if held, err = credit.Add(held, r.Amount); err != nil {
+			return err
+		}
+	}
+	if held != a.Reserved {
+		errs = append(errs, fmt.Errorf("reserved %d, active holds set aside %d", a.Reserved, held))
+	}
 	// The ledger, newest first: walk it back from the balance.
 	running, earned := a.Balance, int64(0)
 	p := store.Page{Limit: 500}

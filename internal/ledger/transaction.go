@@ -159,7 +159,8 @@ func (g *group) savepoint() *savepoint {
 func (sp *savepoint) rollback() {
 	for _, acc := range sp.g.touched[sp.touched:] {
 		if _, ok := sp.accounts[acc]; !ok {
-			*acc = account{scope: acc.scope, customer: acc.customer, isNew: acc.isNew}
+			*acc = account{scope: acc.scope, customer: acc.customer, isNew: acc.isNew,
+				newHolds: make(map[string]bool), settled: make(map[string]bool)}
 			acc.customer.Account = credit.Account{}
 		}
 	}

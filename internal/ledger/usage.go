@@ -39,6 +39,10 @@ type UsageResult struct {
 	Event    store.UsageEvent
 	Customer store.Customer
 	Entries  []credit.Entry
+	// Breakdown explains the debit: the blocks it took from, in burn order.
+	Breakdown []BlockDebit
+	// EffectiveBalance is what is left to spend right after the debit.
+	EffectiveBalance int64
 }
 
 // Usage records a usage event: it prices the event with its metric's active
@@ -90,7 +94,12 @@ func (g *group) recordUsage(ctx context.Context, scope store.Scope, in UsageInpu
 	acc.stage(g, entries, entryRef{Type: "usage_event", ID: ev.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.usage = append(acc.usage, ev)
 	acc.accept(g)
-	return UsageResult{Event: ev, Customer: acc.customer, Entries: entries}, nil
+	live, err := credit.LiveBalance(acc.state.Blocks, g.now)
+	if err != nil {
+		return UsageResult{}, err
+	}
+	return UsageResult{Event: ev, Customer: acc.customer, Entries: entries, Breakdown: breakdown(entries, acc.blockInfo),
+		EffectiveBalance: credit.Effective(live, acc.state.Account.Reserved)}, nil
 }
 
 // BatchEvent is one event of a usage batch: In, under its IdempotencyKey.

@@ -27,6 +27,7 @@ type AccountRow struct {
 	Scope    Scope
 	Customer Customer
 	Blocks   []Block
+	Holds    []Reservation // the reservations stored as active, elapsed or not, oldest first
 }
 
 // AccountUpdate is an account's new totals.
@@ -59,7 +60,11 @@ type Writes struct {
 	// Transactions are the linked transactions committed, whose entries
 	// name them in TransactionID.
 	Transactions []Transaction
-	Idempotency  []IdempotencyRecord
+	// Reservations are new holds; ReservationUpdates the new state of
+	// stored ones (see ReservationQ).
+	Reservations       []Reservation
+	ReservationUpdates []Reservation
+	Idempotency        []IdempotencyRecord
 	// Lapsed is the creation time before which a stored idempotency record
 	// has lapsed: a new record for its key replaces it.
 	Lapsed time.Time
@@ -68,7 +73,8 @@ type Writes struct {
 // Empty reports whether w writes nothing.
 func (w *Writes) Empty() bool {
 	return len(w.Customers) == 0 && len(w.Accounts) == 0 && len(w.Blocks) == 0 && len(w.Remaining) == 0 &&
-		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Purchases) == 0 && len(w.Transactions) == 0 && len(w.Idempotency) == 0
+		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Purchases) == 0 && len(w.Transactions) == 0 && len(w.Reservations) == 0 &&
+		len(w.ReservationUpdates) == 0 && len(w.Idempotency) == 0
 }
 
 // GroupQ is what a group commit needs of a transaction, beyond Q.
@@ -88,7 +94,8 @@ type GroupQ interface {
 	CustomerIDsByExternal(ctx context.Context, s Scope, externalIDs []string) (map[string]string, error)
 	// AccountsLoad locks the accounts of keys, in one global order (scope,
 	// then customer id) whatever the order of keys, and returns them with
-	// their blocks that have credits left. Unknown customers are left out.
+	// their blocks that have credits left and their reservations stored as
+	// active. Unknown customers are left out.
 	AccountsLoad(ctx context.Context, keys []CustomerKey) ([]AccountRow, error)
 	// WritesApply writes w, in as few statements as the backend allows. It
 	// fails with ErrConflict when a new row's key (or a new customer's

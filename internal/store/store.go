@@ -197,6 +197,7 @@ type Q interface {
 
 	PlanQ
 	TransactionQ
+	ReservationQ
 	GroupQ
 }
 

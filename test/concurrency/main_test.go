@@ -79,8 +79,10 @@ type instance struct {
 
 // startInstance starts "creditd serve" on dbURL with key installed if the
 // database has none, waits until /healthz answers, and stops it (SIGTERM)
-// when the test ends, printing its logs if the test failed.
-func startInstance(t *testing.T, name, dbURL, key string, hc *http.Client) *instance {
+// when the test ends, printing its logs if the test failed. extraEnv
+// (KEY=value) comes after the defaults below and overrides them: os/exec
+// keeps the last value of a key given twice.
+func startInstance(t *testing.T, name, dbURL, key string, hc *http.Client, extraEnv ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, creditdBin, "serve") // the context only kills a server SIGTERM did not stop
@@ -97,6 +99,7 @@ func startInstance(t *testing.T, name, dbURL, key string, hc *http.Client) *inst
 		"CREDITD_LOG_FORMAT=json",
 		"CREDITD_SWEEP_INTERVAL=1s",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	in := &instance{name: name, cmd: cmd, cancel: cancel, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	addrc := make(chan string, 1)
 	cmd.Stdout = &lineWriter{buf: in.stdout, line: func(l string) {

@@ -101,16 +101,16 @@ func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, external
 
 // AccountsLoad locks the customer rows in (tenant, environment, id) order,
 // LockRows running above the sort (the plan test checks this), so that
-// groups sharing customers queue instead of deadlocking. Both statements go
-// in one batch: the second starts after the first has its locks, and at READ
-// COMMITTED it then sees every block committed by the previous holders of
-// those locks.
+// groups sharing customers queue instead of deadlocking. All its statements
+// go in one batch: the blocks' and the holds' start after the customers' has
+// its locks, and at READ COMMITTED they then see every block and hold
+// committed by the previous holders of those locks.
 func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]store.AccountRow, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	// One pair of statements per scope, the scopes in order, each binding
-	// its ids with = ANY: the primary key then serves them whatever the
+	// Three statements per scope, the scopes in order, each binding its ids
+	// with = ANY: an index led by the key then serves them whatever the
 	// statistics say (see WritesApply).
 	scopes, ids := groupByScope(keys, func(k store.CustomerKey) (store.Scope, string) { return k.Scope, k.CustomerID })
 	var out []store.AccountRow
@@ -145,6 +145,24 @@ func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]sto
 				// statements has no row; customers are never deleted.
 				if i, ok := index[store.CustomerKey{Scope: s, CustomerID: bl.CustomerID}]; ok {
 					out[i].Blocks = append(out[i].Blocks, bl)
+				}
+			}
+			return rows.Err()
+		})
+	}
+	// status by its value, not a parameter: only then may a cached (generic)
+	// plan read the partial index of active holds.
+	for _, s := range scopes {
+		b.Queue(`SELECT `+reservationColumns+` FROM reservations
+			WHERE tenant_id = $1 AND env = $2 AND customer_id = ANY ($3::text[]) AND status = 'active'
+			ORDER BY customer_id, id`, s.TenantID, s.Env, ids[s]).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				r, err := scanReservation(rows)
+				if err != nil {
+					return err
+				}
+				if i, ok := index[store.CustomerKey{Scope: s, CustomerID: r.CustomerID}]; ok {
+					out[i].Holds = append(out[i].Holds, r)
 				}
 			}
 			return rows.Err()
@@ -285,6 +303,28 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 		queueRows(b, "insert transactions", n, store.ErrConflict, `INSERT INTO transactions (tenant_id, env, id, body, metadata, created_at)
 			SELECT $1, $2, * FROM unnest($3::text[], $4::bytea[], $5::text[], $6::timestamptz[])`,
 			s.TenantID, s.Env, ids, bodies, metas, created)
+	}
+	if n := len(w.Reservations); n > 0 {
+		cust, ids, metrics, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		units, amount, committed, released := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		expires, created, updated, metas := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]*string, n)
+		for i, r := range w.Reservations {
+			cust[i], ids[i], metrics[i], units[i], amount[i], status[i] = r.CustomerID, r.ID, r.MetricKey, r.EstimatedUnits, r.Amount, r.Status
+			expires[i], committed[i], released[i], metas[i] = ms(r.ExpiresAt), r.CommittedAmount, r.ReleasedAmount, nullJSON(r.Metadata)
+			created[i], updated[i] = ms(r.CreatedAt), ms(r.UpdatedAt)
+		}
+		queueRows(b, "insert reservations", n, store.ErrConflict, `INSERT INTO reservations (tenant_id, env, `+reservationColumns+`)
+			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
+				$9::timestamptz[], $10::bigint[], $11::bigint[], $12::text[], $13::timestamptz[], $14::timestamptz[])`,
+			s.TenantID, s.Env, cust, ids, metrics, units, amount, status, expires, committed, released, metas, created, updated)
+	}
+	type reservationKey struct{ customer, id string }
+	updates := lastPerKey(w.ReservationUpdates, func(r store.Reservation) reservationKey { return reservationKey{r.CustomerID, r.ID} })
+	for _, r := range updates {
+		queueRows(b, "update reservation", 1, store.ErrNotFound, `UPDATE reservations
+			SET status = $5, committed_amount = $6, released_amount = $7, updated_at = $8
+			WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND id = $4`,
+			s.TenantID, s.Env, r.CustomerID, r.ID, r.Status, r.CommittedAmount, r.ReleasedAmount, ms(r.UpdatedAt))
 	}
 	if n := len(w.Idempotency); n > 0 {
 		keys, methods, paths := make([]string, n), make([]string, n), make([]string, n)

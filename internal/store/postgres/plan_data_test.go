@@ -49,6 +49,19 @@ INSERT INTO plan_purchases (tenant_id, env, customer_id, id, plan_key, order_id,
 	SELECT c.tenant_id, c.env, c.id, 'pur_' || c.id || '_' || s, 'plan_1', 'ord_' || c.id || '_' || s, 100, 1000,
 		'blk_' || c.id || '_' || s, '[]', 1000, 1000, c.created_at + s * interval '1 day'
 	FROM customers AS c, generate_series(1, 2) AS s;
+-- Ids spread around the suite's own ("res_06…"), as time-ordered ids made
+-- over months are: with every id sorting above the suite's, a page's cursor
+-- (id < $n) looked to select nothing, and the planner walked the scope's
+-- holds of a status instead of the customer's.
+INSERT INTO reservations (tenant_id, env, customer_id, id, metric_key, estimated_units, amount, status, expires_at,
+		committed_amount, released_amount, created_at, updated_at)
+	SELECT c.tenant_id, c.env, c.id, 'res_0' || md5(c.id || '_' || s), 'metric_1', 10, 100, r.status,
+		c.created_at + s * interval '1 hour' + interval '5 minutes',
+		CASE r.status WHEN 'committed' THEN 80 ELSE 0 END, CASE r.status WHEN 'active' THEN 0 WHEN 'committed' THEN 20 ELSE 100 END,
+		c.created_at + s * interval '1 hour', c.created_at + s * interval '1 hour'
+	FROM customers AS c, generate_series(1, 4) AS s,
+		LATERAL (SELECT CASE WHEN s <= 2 THEN 'committed' WHEN s = 3 THEN (ARRAY['released', 'expired'])[length(c.id) % 2 + 1]
+			WHEN length(c.id) % 2 = 0 THEN 'active' ELSE 'committed' END AS status) AS r;
 SET default_statistics_target = 10;
 ANALYZE;
 `

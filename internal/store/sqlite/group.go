@@ -184,6 +184,25 @@ func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]sto
 		if err != nil {
 			return nil, fmt.Errorf("load blocks: %w", err)
 		}
+		// status by its value, as in ReservationsActive.
+		seen = make(map[string]bool)
+		err = c.inList(ctx, `SELECT `+reservationColumns+` FROM reservations
+			WHERE tenant_id = ? AND env = ? AND customer_id IN (%s) AND status = 'active' ORDER BY customer_id, id`,
+			[]any{s.TenantID, s.Env}, ids, nil, func(sc scanner) error {
+				r, err := scanReservation(sc)
+				if err != nil {
+					return err
+				}
+				if !seen[r.ID] {
+					seen[r.ID] = true
+					row := &out[index[r.CustomerID]]
+					row.Holds = append(row.Holds, r)
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("load reservations: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -249,6 +268,23 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 		}, "")
 	if err != nil {
 		return fmt.Errorf("insert transactions: %w", err)
+	}
+	err = insertRows(ctx, c, `INSERT INTO reservations (tenant_id, env, `+reservationColumns+`) VALUES `, 14, w.Reservations,
+		func(r store.Reservation) []any {
+			return []any{s.TenantID, s.Env, r.CustomerID, r.ID, r.MetricKey, r.EstimatedUnits, r.Amount, r.Status, ms(r.ExpiresAt),
+				r.CommittedAmount, r.ReleasedAmount, nullJSON(r.Metadata), ms(r.CreatedAt), ms(r.UpdatedAt)}
+		}, "")
+	if err != nil {
+		return fmt.Errorf("insert reservations: %w", err)
+	}
+	err = insertRows(ctx, c, `UPDATE reservations SET status = v.column3, committed_amount = v.column4,
+			released_amount = v.column5, updated_at = v.column6 FROM (VALUES `, 6, w.ReservationUpdates,
+		func(r store.Reservation) []any {
+			return []any{r.CustomerID, r.ID, r.Status, r.CommittedAmount, r.ReleasedAmount, ms(r.UpdatedAt)}
+		}, `) AS v WHERE reservations.tenant_id = ? AND reservations.env = ? AND reservations.customer_id = v.column1
+			AND reservations.id = v.column2`, s.TenantID, s.Env)
+	if err != nil {
+		return fmt.Errorf("update reservations: %w", err)
 	}
 	// A record older than Lapsed has lapsed: its key is free again and the new
 	// answer replaces it. A live record is a conflict: the row count tells.

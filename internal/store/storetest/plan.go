@@ -36,6 +36,7 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"usage_events":     {[]string{"tenant_id", "env", "customer_id"}, nil},
 	"plan_purchases":   {[]string{"tenant_id", "env"}, []string{"id", "customer_id"}}, // GET /v1/plan-purchases/{id} names no customer
 	"transactions":     {[]string{"tenant_id", "env", "id"}, nil},
+	"reservations":     {[]string{"tenant_id", "env"}, []string{"id", "customer_id", "status"}}, // GET /v1/reservations may name a status only
 	"idempotency_keys": {[]string{"tenant_id", "env", "key"}, nil},
 	// A scope's metrics, rules and plans grow with its price list, not with
 	// its traffic: reading all of them is bounded, and PostgreSQL may rightly
@@ -57,6 +58,11 @@ var planAllowed = []struct {
 }{
 	{"the expiry sweeper looks across every customer by expiry; the partial index holds only blocks with credits left that expire",
 		`expires_at <=`, "blocks", "blocks_expiring"},
+	{"the reservation sweeper looks across every customer by expiry; the partial index holds only active holds",
+		`expires_at <=`, "reservations", "reservations_expiring"},
+	{"the first page of a scope's holds, newest first, without a filter, reads the primary key from the scope's end, no further than its LIMIT",
+		`FROM reservations WHERE tenant_id = (\?|\$1) AND env = (\?|\$2) ORDER BY id DESC LIMIT`, "reservations",
+		"reservations_pkey|sqlite_autoindex_reservations_1"},
 	{"the idempotency purge deletes by age across every tenant",
 		`^DELETE FROM idempotency_keys WHERE created_at <`, "idempotency_keys", "idempotency_keys_created"},
 	{"the oldest tenant is read once at start; a self-hosted server has one",

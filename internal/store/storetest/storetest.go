@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Ledger", func(t *testing.T) { testLedger(t, open) })
 	t.Run("UsageEvent", func(t *testing.T) { testUsageEvent(t, open) })
 	t.Run("Purchase", func(t *testing.T) { testPurchase(t, open) })
+	t.Run("Reservation", func(t *testing.T) { testReservation(t, open) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open) })
 	t.Run("Wall", func(t *testing.T) { testWall(t, open) })
 	t.Run("Transact", func(t *testing.T) { testTransact(t, open) })
