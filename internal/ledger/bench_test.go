@@ -24,36 +24,8 @@ func BenchmarkUsage(b *testing.B) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, customers := range []int{1, 10000} {
 			b.Run(fmt.Sprintf("%s/customers=%d", backend, customers), func(b *testing.B) {
-				var st store.Store
-				var err error
-				if backend == "sqlite" {
-					st, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
-				} else {
-					st, err = postgres.Open(context.Background(), pgtest.NewDatabase(b))
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				if err := st.Migrate(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				svc := New(st, time.Now)
-				defer svc.Close()
-				f := &fixture{st: st, svc: svc}
+				st, svc, exec := benchService(b, backend, customers, 1<<50)
 				ctx := context.Background()
-				exec := func(key string, cmd Command) {
-					if _, err := svc.Execute(ctx, Request{Scope: scope, Key: key, Method: "POST", Path: "/x"}, func() (Command, error) { return cmd, nil }); err != nil {
-						b.Fatal(err)
-					}
-				}
-				exec("m", CreateMetric{In: MetricInput{Key: "msg"}, Encode: jsonOf[store.Metric](201)})
-				exec("r", CreateRule{MetricKey: "msg", Rule: credit.Rule{CostType: credit.CostPerUnit, UnitCost: 1, UnitSize: 1}, Encode: jsonOf[store.Rule](201)})
-				for i := range customers {
-					in := GrantInput{Customer: CustomerRef{ExternalID: fmt.Sprint("c", i)}, AutoCreate: true, Credits: 1 << 50, Source: "topup"}
-					exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
-				}
-				_ = f
 				var groups, cmds atomic.Int64
 				svc.onGroup = func(size int) { groups.Add(1); cmds.Add(int64(size)) }
 				var n atomic.Int64
@@ -86,34 +58,8 @@ func BenchmarkCheck(b *testing.B) {
 	const customers = 10000
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
-			var st store.Store
-			var err error
-			if backend == "sqlite" {
-				st, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
-			} else {
-				st, err = postgres.Open(context.Background(), pgtest.NewDatabase(b))
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			if err := st.Migrate(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			svc := New(st, time.Now)
-			defer svc.Close()
+			_, svc, _ := benchService(b, backend, customers, 1<<40)
 			ctx := context.Background()
-			exec := func(key string, cmd Command) {
-				if _, err := svc.Execute(ctx, Request{Scope: scope, Key: key, Method: "POST", Path: "/x"}, func() (Command, error) { return cmd, nil }); err != nil {
-					b.Fatal(err)
-				}
-			}
-			exec("m", CreateMetric{In: MetricInput{Key: "msg"}, Encode: jsonOf[store.Metric](201)})
-			exec("r", CreateRule{MetricKey: "msg", Rule: credit.Rule{CostType: credit.CostPerUnit, UnitCost: 1, UnitSize: 1}, Encode: jsonOf[store.Rule](201)})
-			for i := range customers {
-				in := GrantInput{Customer: CustomerRef{ExternalID: fmt.Sprint("c", i)}, AutoCreate: true, Credits: 1 << 40, Source: "topup"}
-				exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
-			}
 			var n atomic.Int64
 			b.SetParallelism(2) // 4 goroutines on 2 cores
 			b.ResetTimer()
@@ -129,4 +75,40 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 		})
 	}
+}
+
+// benchService opens a fresh store of backend with a service over it, a
+// metric "msg" of 1 mc a unit, and customers c0… each granted credits. exec
+// runs a command under a key, failing the benchmark on an error.
+func benchService(b *testing.B, backend string, customers int, credits int64) (store.Store, *Service, func(string, Command)) {
+	b.Helper()
+	var st store.Store
+	var err error
+	if backend == "sqlite" {
+		st, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
+	} else {
+		st, err = postgres.Open(context.Background(), pgtest.NewDatabase(b))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	svc := New(st, time.Now)
+	b.Cleanup(svc.Close)
+	exec := func(key string, cmd Command) {
+		req := Request{Scope: scope, Key: key, Method: "POST", Path: "/x"}
+		if _, err := svc.Execute(context.Background(), req, func() (Command, error) { return cmd, nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	exec("m", CreateMetric{In: MetricInput{Key: "msg"}, Encode: jsonOf[store.Metric](201)})
+	exec("r", CreateRule{MetricKey: "msg", Rule: credit.Rule{CostType: credit.CostPerUnit, UnitCost: 1, UnitSize: 1}, Encode: jsonOf[store.Rule](201)})
+	for i := range customers {
+		in := GrantInput{Customer: CustomerRef{ExternalID: fmt.Sprint("c", i)}, AutoCreate: true, Credits: credits, Source: "topup"}
+		exec(fmt.Sprint("g", i), Grant{In: in, Encode: jsonOf[GrantResult](201)})
+	}
+	return st, svc, exec
 }
