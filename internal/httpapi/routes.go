@@ -7,6 +7,10 @@ func (s *Server) routes() {
 	s.handle("GET /readyz", s.handleReady())
 	s.handle("GET /problems/{slug}", s.handleProblemPage())
 
+	s.handle("GET /v1/tenants/me", s.handleTenantMe())
+	s.handle("GET /v1/tenants/{id}/config", s.handleConfigGet())
+	s.handle("PATCH /v1/tenants/{id}/config", s.handleConfigPatch())
+
 	s.handle("POST /v1/customers", s.handleCustomerCreate())
 	s.handle("GET /v1/customers", s.handleCustomerList())
 	s.handle("GET /v1/customers/{customer_id}", s.handleCustomerGet(byID))

@@ -198,6 +198,7 @@ type Q interface {
 	PlanQ
 	TransactionQ
 	ReservationQ
+	ConfigQ
 	GroupQ
 }
 

@@ -46,6 +46,7 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"metering_rules":   {[]string{"tenant_id", "env"}, nil},
 	"plans":            {[]string{"tenant_id", "env"}, nil},
 	"tenants":          {[]string{"id"}, nil},
+	"tenant_configs":   {[]string{"tenant_id", "env"}, nil},
 	"api_keys":         {[]string{"hash"}, nil},
 }
 

@@ -38,6 +38,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Tenant", func(t *testing.T) { testTenant(t, open) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, open) })
+	t.Run("Config", func(t *testing.T) { testConfig(t, open) })
 	t.Run("Customer", func(t *testing.T) { testCustomer(t, open) })
 	t.Run("Account", func(t *testing.T) { testAccount(t, open) })
 	t.Run("Metric", func(t *testing.T) { testMetric(t, open) })
