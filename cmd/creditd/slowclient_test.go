@@ -34,11 +34,17 @@ type stall struct {
 // meanwhile, and that the server closes every stalled connection within its
 // bound.
 func TestSlowClients(t *testing.T) {
+	if testing.Short() {
+		// Timing-bound, and CI's first run (not short) has it; under the race
+		// detector beside the other packages' tests, 30 requests can take longer
+		// than the shortest timeout, which leaves the test nothing to prove.
+		t.Skip("timing-bound: runs without -short")
+	}
 	const (
-		readHeader = 3 * time.Second
-		read       = 4 * time.Second
-		write      = 5 * time.Second
-		idle       = 4 * time.Second
+		readHeader = 5 * time.Second
+		read       = 6 * time.Second
+		write      = 8 * time.Second
+		idle       = 6 * time.Second
 	)
 	e, _ := dbEnv(t)
 	key := testKey(t)
@@ -97,7 +103,7 @@ func TestSlowClients(t *testing.T) {
 	}
 
 	// A request that waited on a held connection would take at least the
-	// shortest timeout (3 s); the usual time is a few milliseconds.
+	// shortest timeout (5 s); the usual time is a few milliseconds.
 	const usual = 2 * time.Second
 	for i := range 10 {
 		for _, r := range []struct{ method, path, body string }{
