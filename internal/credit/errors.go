@@ -32,6 +32,22 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// Fields gathers the invalid fields of one request, so that one error
+// names them all.
+type Fields []FieldError
+
+// Add records field as invalid, for message.
+func (f *Fields) Add(field, message string) { *f = append(*f, FieldError{field, message}) }
+
+// Err is the invalid-request error naming every field recorded, with
+// message, or nil when there is none.
+func (f Fields) Err(message string) error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &Error{Code: EInvalid, Message: message, Fields: f}
+}
+
 // Error is a failure with a stable code, a human message, and the details a
 // client needs to act on it (invalid fields, or extra members such as the id of
 // a customer that already exists).

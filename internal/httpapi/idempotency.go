@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"io"
 	"net/http"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/creditd/creditd/internal/ledger"
 )
@@ -42,4 +45,33 @@ func encodeAs[T, J any](status int, out func(T) J) ledger.Encoder[T] {
 		b, err := marshal(out(v))
 		return status, b, err
 	}
+}
+
+// markDuplicate sets the top-level duplicate of a stored answer (a usage
+// event's, a purchase's) to true for its replay, leaving every other byte
+// as stored: a decode and re-encode would need the answer's types to read
+// back what they wrote, and metadata may hold a "duplicate" of its own.
+func markDuplicate(body []byte) []byte {
+	d := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return body
+	}
+	for d.PeekKind() == '"' {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return body
+		}
+		name := tok.String() // the next read voids tok
+		v, err := d.ReadValue()
+		if err != nil {
+			return body
+		}
+		if name == "duplicate" {
+			end := int(d.InputOffset())
+			out := append([]byte(nil), body[:end-len(v)]...)
+			out = append(out, "true"...)
+			return append(out, body[end:]...)
+		}
+	}
+	return body
 }

@@ -105,8 +105,8 @@ func (c *checks) merge(err error) error {
 		return err
 	}
 	for _, f := range ce.Fields {
-		if !slices.ContainsFunc(*c, func(g credit.FieldError) bool { return g.Field == f.Field }) {
-			*c = append(*c, f)
+		if !slices.ContainsFunc(c.Fields, func(g credit.FieldError) bool { return g.Field == f.Field }) {
+			c.Add(f.Field, f.Message)
 		}
 	}
 	return nil

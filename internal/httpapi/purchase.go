@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
-
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/creditd/creditd/internal/ledger"
 )
@@ -96,37 +93,8 @@ func (s *Server) handlePurchase(a addressing) handlerFunc {
 				return nil, err
 			}
 			return ledger.Purchase{In: in, Encode: encodePurchase}, nil
-		}, markPurchaseDuplicate)
+		}, markDuplicate)
 	}
-}
-
-// markPurchaseDuplicate sets the top-level duplicate of a stored purchase
-// answer to true for its replay, leaving every other byte as stored: a
-// decode and re-encode would need the answer's types to read back what they
-// wrote, and metadata may hold a "duplicate" of its own.
-func markPurchaseDuplicate(body []byte) []byte {
-	d := jsontext.NewDecoder(bytes.NewReader(body))
-	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
-		return body
-	}
-	for d.PeekKind() == '"' {
-		tok, err := d.ReadToken()
-		if err != nil {
-			return body
-		}
-		name := tok.String() // the next read voids tok
-		v, err := d.ReadValue()
-		if err != nil {
-			return body
-		}
-		if name == "duplicate" {
-			end := int(d.InputOffset())
-			out := append([]byte(nil), body[:end-len(v)]...)
-			out = append(out, "true"...)
-			return append(out, body[end:]...)
-		}
-	}
-	return body
 }
 
 func (s *Server) handlePurchaseGet() handlerFunc {

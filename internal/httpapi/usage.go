@@ -83,20 +83,6 @@ func usageOut(res ledger.UsageResult) usageJSON {
 		Breakdown: breakdownOut(res.Breakdown)}
 }
 
-// markDuplicate rewrites a stored usage answer for its replay.
-func markDuplicate(body []byte) []byte {
-	var u usageJSON
-	if err := json.Unmarshal(body, &u); err != nil {
-		return body
-	}
-	u.Duplicate = true
-	b, err := json.Marshal(u)
-	if err != nil {
-		return body
-	}
-	return b
-}
-
 func (s *Server) handleUsage() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key := r.Header.Get("Idempotency-Key")

@@ -21,12 +21,11 @@ const (
 	maxTiers       = 100      // tiers of one metering rule
 )
 
-// checks gathers a request's invalid fields, so that one 400 names them all.
-type checks []credit.FieldError
+// checks gathers a request's invalid fields, so that one 400 names them
+// all, with the wire's own checks of ids and text.
+type checks struct{ credit.Fields }
 
-func (c *checks) add(field, message string) {
-	*c = append(*c, credit.FieldError{Field: field, Message: message})
-}
+func (c *checks) add(field, message string) { c.Add(field, message) }
 
 // id checks an id or key. Ids are matched, stored and sent back in paths and
 // headers, so they are valid UTF-8 without control characters: PostgreSQL
@@ -60,12 +59,7 @@ func (c *checks) text(field, v string, limit int) {
 }
 
 // err returns the invalid-request error naming every field found, or nil.
-func (c checks) err() error {
-	if len(c) == 0 {
-		return nil
-	}
-	return &credit.Error{Code: credit.EInvalid, Message: "the request is invalid", Fields: c}
-}
+func (c checks) err() error { return c.Err("the request is invalid") }
 
 // checkID is checks.id for one value alone: a path id or a header.
 func checkID(field, v string) error {

@@ -35,35 +35,31 @@ type GrantInput struct {
 
 // Validate checks the grant's own fields at now.
 func (in GrantInput) Validate(now time.Time) error {
-	var fields []credit.FieldError
-	bad := func(f, m string) { fields = append(fields, credit.FieldError{Field: f, Message: m}) }
+	var fields credit.Fields
 	if in.Credits < 1 {
-		bad("credits", "must be a positive integer of millicredits")
+		fields.Add("credits", "must be a positive integer of millicredits")
 	}
 	if in.Priority < 0 || in.Priority > MaxPriority {
-		bad("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
+		fields.Add("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
 	}
 	if !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(now) {
-		bad("expires_at", "must be in the future")
+		fields.Add("expires_at", "must be in the future")
 	}
 	if in.PricePaid < 0 {
-		bad("price_paid", "must not be negative")
+		fields.Add("price_paid", "must not be negative")
 	}
 	if utf8.RuneCountInString(in.Currency) > 16 {
-		bad("currency", "must be at most 16 characters")
+		fields.Add("currency", "must be at most 16 characters")
 	}
 	for _, f := range []struct {
 		name, value string
 		max         int
 	}{{"source", in.Source, 256}, {"reason", in.Reason, 1024}, {"external_payment_id", in.ExternalPaymentID, 256}} {
 		if utf8.RuneCountInString(f.value) > f.max {
-			bad(f.name, fmt.Sprintf("must be at most %d characters", f.max))
+			fields.Add(f.name, fmt.Sprintf("must be at most %d characters", f.max))
 		}
 	}
-	if len(fields) > 0 {
-		return &credit.Error{Code: credit.EInvalid, Message: "the grant is invalid", Fields: fields}
-	}
-	return nil
+	return fields.Err("the grant is invalid")
 }
 
 // GrantResult is a granted block and its customer.

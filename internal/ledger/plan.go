@@ -36,33 +36,29 @@ type PlanInput struct {
 
 // Validate checks the plan's own fields.
 func (in PlanInput) Validate() error {
-	var fields []credit.FieldError
-	bad := func(f, m string) { fields = append(fields, credit.FieldError{Field: f, Message: m}) }
+	var fields credit.Fields
 	if !metricKey.MatchString(in.Key) {
-		bad("key", "must be 1 to 128 letters, digits, '_', '.', ':' or '-'")
+		fields.Add("key", "must be 1 to 128 letters, digits, '_', '.', ':' or '-'")
 	}
 	if in.Name == "" {
-		bad("name", "is required")
+		fields.Add("name", "is required")
 	}
 	if in.Price < 0 {
-		bad("price", "must be an integer of millicredits ≥ 0")
+		fields.Add("price", "must be an integer of millicredits ≥ 0")
 	}
 	if in.Credits < 1 {
-		bad("credits", "must be a positive integer of millicredits")
+		fields.Add("credits", "must be a positive integer of millicredits")
 	}
 	if in.Priority != nil && (*in.Priority < 0 || *in.Priority > MaxPriority) {
-		bad("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
+		fields.Add("priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
 	}
 	if in.PayFromMaxPriority != nil && (*in.PayFromMaxPriority < 0 || *in.PayFromMaxPriority > MaxPriority) {
-		bad("pay_from_max_priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
+		fields.Add("pay_from_max_priority", fmt.Sprintf("must be between 0 and %d", MaxPriority))
 	}
 	if in.DurationSeconds != 0 && (in.DurationSeconds < MinPlanDuration || in.DurationSeconds > MaxPlanDuration) {
-		bad("duration_seconds", fmt.Sprintf("must be between %d and %d seconds, or null for credits that never expire", MinPlanDuration, MaxPlanDuration))
+		fields.Add("duration_seconds", fmt.Sprintf("must be between %d and %d seconds, or null for credits that never expire", MinPlanDuration, MaxPlanDuration))
 	}
-	if len(fields) > 0 {
-		return &credit.Error{Code: credit.EInvalid, Message: "the plan is invalid", Fields: fields}
-	}
-	return nil
+	return fields.Err("the plan is invalid")
 }
 
 // CreatePlan adds a plan to the catalog. A key that exists is a plan-exists

@@ -27,17 +27,14 @@ type PurchaseInput struct {
 
 // Validate checks the order's own fields.
 func (in PurchaseInput) Validate() error {
-	var fields []credit.FieldError
+	var fields credit.Fields
 	if in.PlanKey == "" {
-		fields = append(fields, credit.FieldError{Field: "plan_key", Message: "is required"})
+		fields.Add("plan_key", "is required")
 	}
 	if in.OrderID == "" {
-		fields = append(fields, credit.FieldError{Field: "order_id", Message: "is required: it is the purchase's identity, so that a retry never buys twice"})
+		fields.Add("order_id", "is required: it is the purchase's identity, so that a retry never buys twice")
 	}
-	if len(fields) > 0 {
-		return &credit.Error{Code: credit.EInvalid, Message: "the purchase is invalid", Fields: fields}
-	}
-	return nil
+	return fields.Err("the purchase is invalid")
 }
 
 // PurchaseResult is a purchase with its customer and the block it granted.

@@ -31,20 +31,17 @@ type ReserveInput struct {
 
 // Validate checks the hold's own fields.
 func (in ReserveInput) Validate() error {
-	var fields []credit.FieldError
+	var fields credit.Fields
 	if in.MetricKey == "" {
-		fields = append(fields, credit.FieldError{Field: "billable_metric_key", Message: "is required"})
+		fields.Add("billable_metric_key", "is required")
 	}
 	if in.EstimatedUnits < 1 {
-		fields = append(fields, credit.FieldError{Field: "estimated_units", Message: "must be an integer ≥ 1"})
+		fields.Add("estimated_units", "must be an integer ≥ 1")
 	}
 	if in.TTL < 0 || in.TTL > MaxTTL || (in.TTL != 0 && in.TTL < time.Second) {
-		fields = append(fields, credit.FieldError{Field: "ttl_seconds", Message: "must be between 1 and 86400"})
+		fields.Add("ttl_seconds", "must be between 1 and 86400")
 	}
-	if len(fields) > 0 {
-		return &credit.Error{Code: credit.EInvalid, Message: "the reservation is invalid", Fields: fields}
-	}
-	return nil
+	return fields.Err("the reservation is invalid")
 }
 
 // ReservationResult is a reservation with its customer.
