@@ -64,7 +64,26 @@ func (c conn) stmt(ctx context.Context, query string, args []any) (*sql.Stmt, er
 	return c.stmts.get(ctx, query)
 }
 
+// uncancelled checks ctx once and returns it without its cancellation.
+// database/sql and the driver each start a goroutine per statement to watch a
+// context that can be cancelled, two goroutines and their wake-ups for a
+// lookup of microseconds: that scheduling was a fifth of the server's CPU on
+// the entitlement check and the cause of its latency tail. A SQLite
+// statement here is bounded (key-bound index searches, pages of at most a
+// few hundred rows) and a lock wait ends at busy_timeout, so a deadline is
+// honoured between statements rather than inside one.
+func uncancelled(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, err := uncancelled(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := c.stmt(ctx, query, args)
 	if err != nil {
 		return nil, err
@@ -76,6 +95,10 @@ func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx, err := uncancelled(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := c.stmt(ctx, query, args)
 	if err != nil {
 		return nil, err
@@ -87,6 +110,10 @@ func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) scanner {
+	ctx, err := uncancelled(ctx)
+	if err != nil {
+		return errRow{err}
+	}
 	s, err := c.stmt(ctx, query, args)
 	if err != nil {
 		return errRow{err}
