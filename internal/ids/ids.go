@@ -6,6 +6,7 @@ package ids
 import (
 	"encoding/base32"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -24,6 +25,7 @@ const (
 	Plan        = "pln_"
 	Purchase    = "pur_"
 	LinkedTx    = "trx_"
+	Webhook     = "whevt_"
 )
 
 // UUID returns a new UUIDv7 string. google/uuid keeps v7 values monotonic
@@ -45,4 +47,15 @@ func IsUUID(s string) bool {
 	}
 	_, err := uuid.Parse(s)
 	return err == nil
+}
+
+// Floor returns the smallest id New(prefix) can make at t or later: ids sort
+// by creation time, so "id >= Floor(prefix, t)" selects those made since t.
+func Floor(prefix string, t time.Time) string {
+	var u uuid.UUID
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	return prefix + enc.EncodeToString(u[:])
 }

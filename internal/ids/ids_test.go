@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewIsPrefixedAndTimeOrdered(t *testing.T) {
@@ -35,5 +36,19 @@ func TestUUID(t *testing.T) {
 		if IsUUID(s) {
 			t.Errorf("IsUUID(%q) = true, want false", s)
 		}
+	}
+}
+
+func TestFloorSortsBeforeLaterIDs(t *testing.T) {
+	now := time.Now()
+	id := New(Webhook)
+	if f := Floor(Webhook, now.Add(-time.Millisecond)); f > id {
+		t.Errorf("Floor a millisecond before %s = %s, want <= it", id, f)
+	}
+	if f := Floor(Webhook, now.Add(2*time.Millisecond)); f <= id {
+		t.Errorf("Floor 2 ms after %s = %s, want > it", id, f)
+	}
+	if len(Floor(Webhook, now)) != len(id) {
+		t.Errorf("Floor has another length than an id")
 	}
 }

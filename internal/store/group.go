@@ -65,6 +65,9 @@ type Writes struct {
 	Reservations       []Reservation
 	ReservationUpdates []Reservation
 	Idempotency        []IdempotencyRecord
+	// Events are webhook events, pending, in the order they happened; each
+	// makes its customer's queue exist (see WebhookQ).
+	Events []WebhookEvent
 	// Lapsed is the creation time before which a stored idempotency record
 	// has lapsed: a new record for its key replaces it.
 	Lapsed time.Time
@@ -74,7 +77,7 @@ type Writes struct {
 func (w *Writes) Empty() bool {
 	return len(w.Customers) == 0 && len(w.Accounts) == 0 && len(w.Blocks) == 0 && len(w.Remaining) == 0 &&
 		len(w.Ledger) == 0 && len(w.Usage) == 0 && len(w.Purchases) == 0 && len(w.Transactions) == 0 && len(w.Reservations) == 0 &&
-		len(w.ReservationUpdates) == 0 && len(w.Idempotency) == 0
+		len(w.ReservationUpdates) == 0 && len(w.Idempotency) == 0 && len(w.Events) == 0
 }
 
 // GroupQ is what a group commit needs of a transaction, beyond Q.

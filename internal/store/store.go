@@ -199,6 +199,7 @@ type Q interface {
 	TransactionQ
 	ReservationQ
 	ConfigQ
+	WebhookQ
 	GroupQ
 }
 
