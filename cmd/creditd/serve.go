@@ -20,6 +20,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var c config
 	fs := c.flags("serve", getenv, stderr)
 	pprofAddr := fs.String("pprof-addr", getenv("CREDITD_PPROF_ADDR"), "serve net/http/pprof at this address, e.g. 127.0.0.1:6060; off when empty (CREDITD_PPROF_ADDR)")
+	var wh webhookConfig
+	wh.flags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -27,6 +29,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := c.logger(stderr)
+	disp, err := wh.dispatcher(log)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, c.databaseURL)
 	if err != nil {
 		return err
@@ -35,8 +41,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrap(ctx, st, c.bootstrapKey, time.Now(), stdout); err != nil {
 		return err
 	}
-	svc := ledger.New(st, time.Now, ledger.WithTimeout(c.dbTimeout))
+	svc := ledger.New(st, time.Now, ledger.WithTimeout(c.dbTimeout), ledger.WithWebhooks(httpapi.EncodeEvent, disp.Notify))
 	defer svc.Close()
+	disp.Outbox = svc
 	// A database that cannot take writes (a read-only file, a full disk, a
 	// standby) would answer every write 503: say so now instead of
 	// starting "ready".
@@ -61,8 +68,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sweeper := &jobs.Sweeper{Service: svc, Interval: c.sweep, Log: log}
-	done := make(chan struct{})
+	done, dispatched := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); sweeper.Run(ctx) }()
+	// The dispatcher stops last, after the HTTP server: a delivery cut short
+	// by the shutdown is sent again, by any instance, once its lease ends.
+	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopDispatch(); <-dispatched }()
+	go func() { defer close(dispatched); disp.Run(dctx) }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -10,6 +10,10 @@ func (s *Server) routes() {
 	s.handle("GET /v1/tenants/me", s.handleTenantMe())
 	s.handle("GET /v1/tenants/{id}/config", s.handleConfigGet())
 	s.handle("PATCH /v1/tenants/{id}/config", s.handleConfigPatch())
+	s.handle("GET /v1/webhooks/events", s.handleWebhookEvents())
+	s.handle("GET /v1/webhooks/events/{id}", s.handleWebhookEvent())
+	s.handle("POST /v1/webhooks/events/{id}/redeliver", s.handleRedeliver())
+	s.handle("GET /v1/webhooks/health", s.handleWebhookHealth())
 
 	s.handle("POST /v1/customers", s.handleCustomerCreate())
 	s.handle("GET /v1/customers", s.handleCustomerList())

@@ -25,6 +25,11 @@ type account struct {
 	purchases []store.Purchase
 	sources   map[string]string // the loaded blocks' sources, for explanations
 
+	// notices are the changes webhooks tell about (webhook.go), from
+	// startEffective, the effective balance as loaded.
+	notices        []notice
+	startEffective int64
+
 	holds    []store.Reservation // loaded active holds, and those placed in this group
 	newHolds map[string]bool     // placed in this group: inserted
 	settled  map[string]bool     // loaded, and no longer active: updated

@@ -200,12 +200,18 @@ func (s *Service) runGroup(group []*pending) ([]outcome, error) {
 	var outs []outcome
 	var err error
 	for range conflictAttempts {
+		events := 0
 		err = s.store.Transact(ctx, func(q store.Q) error {
 			g := newGroup(q, s.clock())
+			g.encode = s.encodeEvent
 			var err error
 			outs, err = g.run(ctx, group)
+			events = g.events
 			return err
 		})
+		if err == nil && events > 0 && s.notifyEvents != nil {
+			s.notifyEvents()
+		}
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}

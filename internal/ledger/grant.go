@@ -110,5 +110,7 @@ func (g *group) grant(scope store.Scope, in GrantInput) (GrantResult, error) {
 	acc.newBlocks = append(acc.newBlocks, b)
 	acc.stage(g, []credit.Entry{entry}, entryRef{Type: "grant", ID: b.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.accept(g)
+	granted := b
+	acc.note(g, &Event{Type: EventCreditsGranted, Block: &granted})
 	return GrantResult{Block: b, Customer: acc.customer}, nil
 }

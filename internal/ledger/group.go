@@ -52,6 +52,11 @@ type group struct {
 	transactions map[store.Scope][]store.Transaction
 	touched      []*account // accounts with accepted changes, in first-change order
 	idem         map[store.Scope][]store.IdempotencyRecord
+	// encode makes webhook events (nil: none are recorded); configs are
+	// the scopes' settings, read once per group; events counts those written.
+	encode  EventEncoder
+	configs map[store.Scope]*store.TenantConfig
+	events  int
 }
 
 func newGroup(q store.Q, now time.Time) *group {
@@ -62,6 +67,7 @@ func newGroup(q store.Q, now time.Time) *group {
 		plans: make(map[planKey]store.Plan), orders: make(map[orderKey]store.Purchase),
 		transactions: make(map[store.Scope][]store.Transaction),
 		idem:         make(map[store.Scope][]store.IdempotencyRecord),
+		configs:      make(map[store.Scope]*store.TenantConfig),
 	}
 }
 
@@ -202,8 +208,16 @@ func (g *group) add(row store.AccountRow) *account {
 		acc.state.Blocks = append(acc.state.Blocks, b.Block)
 		acc.sources[b.ID] = b.Source
 	}
+	acc.startEffective = credit.Effective(row.Customer.Account.Balance, row.Customer.Account.Reserved)
 	if expired := acc.state.ExpireDue(g.now); len(expired) > 0 {
 		acc.stage(g, expired, entryRef{Type: "block"})
+		for _, e := range expired {
+			n := notice{event: &Event{Type: EventCreditsExpired, Expired: &ExpiredCredits{BlockID: e.BlockID, Amount: -e.Delta}},
+				customer: acc.customer, effective: credit.Effective(e.BalanceAfter, acc.state.Account.Reserved)}
+			n.customer.Account = acc.state.Account
+			n.customer.Account.Balance = e.BalanceAfter
+			acc.noteAs(g, n)
+		}
 	}
 	acc.expireHolds(g)
 	g.accounts[custKey{row.Scope, row.Customer.ID}] = acc
@@ -278,6 +292,22 @@ func (g *group) flush(ctx context.Context) error {
 	}
 	for _, acc := range g.touched {
 		acc.writes(w(acc.scope))
+		if g.encode == nil || len(acc.notices) == 0 {
+			continue
+		}
+		cfg, err := g.webhookConfig(ctx, acc.scope)
+		if err != nil {
+			return err
+		}
+		if cfg == nil {
+			continue
+		}
+		evs, err := acc.events(g, cfg, g.encode)
+		if err != nil {
+			return err
+		}
+		w(acc.scope).Events = append(w(acc.scope).Events, evs...)
+		g.events += len(evs)
 	}
 	for s, txs := range g.transactions {
 		w(s).Transactions = txs

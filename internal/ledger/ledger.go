@@ -32,6 +32,9 @@ type Service struct {
 	timeout    time.Duration
 	committers []*committer
 	onGroup    func(size int) // tests: sees each group's size before it runs
+
+	encodeEvent  EventEncoder // webhook events (WithWebhooks); nil: none recorded
+	notifyEvents func()
 }
 
 // DefaultTimeout is the deadline of every database call the service makes

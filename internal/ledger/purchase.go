@@ -154,6 +154,8 @@ func (g *group) purchase(ctx context.Context, scope store.Scope, in PurchaseInpu
 	acc.purchases = append(acc.purchases, pur)
 	g.orders[orderKey{scope, acc.customer.ID, in.OrderID}] = pur
 	acc.accept(g)
+	bought, block := pur, blk
+	acc.note(g, &Event{Type: EventPlanPurchased, Purchase: &bought, Block: &block})
 	return PurchaseResult{Purchase: pur, Customer: acc.customer, Block: blk}, true, nil
 }
 

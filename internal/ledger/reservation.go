@@ -96,6 +96,7 @@ func (c Reserve) apply(ctx context.Context, g *group, req Request) (Response, bo
 	acc.stage(g, []credit.Entry{{Type: credit.EntryReserve, BalanceAfter: acc.state.Account.Balance}},
 		entryRef{Type: "reservation", ID: r.ID, IdempotencyKey: in.IdempotencyKey})
 	acc.accept(g)
+	acc.note(g, nil) // no event of its own, but it lowers the effective balance
 	status, body, err := c.Encode(ReservationResult{Reservation: r, Customer: acc.customer})
 	return Response{Status: status, Body: body}, true, err
 }
@@ -164,6 +165,11 @@ func (c Settle) apply(ctx context.Context, g *group, req Request) (Response, boo
 	acc.settle(i, r)
 	acc.stage(g, entries, entryRef{Type: "reservation", ID: r.ID, IdempotencyKey: req.Key})
 	acc.accept(g)
+	settled, typ := r, EventReservationReleased
+	if r.Status == store.ReservationCommitted {
+		typ = EventReservationCommitted
+	}
+	acc.note(g, &Event{Type: typ, Reservation: &settled})
 	status, body, err := c.Encode(ReservationResult{Reservation: r, Customer: acc.customer})
 	return Response{Status: status, Body: body}, true, err
 }
@@ -227,6 +233,8 @@ func (acc *account) expireHolds(g *group) {
 		acc.settle(i, r)
 		acc.stage(g, []credit.Entry{{Type: credit.EntryExpire, BalanceAfter: acc.state.Account.Balance}},
 			entryRef{Type: "reservation", ID: r.ID})
+		expired := r
+		acc.note(g, &Event{Type: EventReservationExpired, Reservation: &expired})
 	}
 }
 

@@ -97,8 +97,27 @@ func (c LinkedTransaction) apply(ctx context.Context, g *group, req Request) (Re
 	if err != nil {
 		return Response{}, false, err
 	}
-	g.transactions[req.Scope] = append(g.transactions[req.Scope], store.Transaction{ID: res.ID, Body: body, Metadata: c.Metadata, CreatedAt: g.now})
+	tx := store.Transaction{ID: res.ID, Body: body, Metadata: c.Metadata, CreatedAt: g.now}
+	g.transactions[req.Scope] = append(g.transactions[req.Scope], tx)
+	// One event for the whole, in the queue of the first operation's
+	// customer, after the events of the operations themselves.
+	if acc := g.operationAccount(req.Scope, c.Operations[0]); acc != nil {
+		acc.note(g, &Event{Type: EventTransactionCommitted, Transaction: &tx})
+	}
 	return Response{Status: status, Body: body}, true, nil
+}
+
+// operationAccount is the account an applied operation changed.
+func (g *group) operationAccount(scope store.Scope, op Operation) *account {
+	ref := op.Usage.Customer
+	if op.Type == "grant" {
+		ref = op.Grant.Customer
+	}
+	acc, err := g.account(scope, ref, false)
+	if err != nil {
+		return nil
+	}
+	return acc
 }
 
 func (g *group) operation(ctx context.Context, req Request, op Operation) (OperationResult, error) {
@@ -135,6 +154,7 @@ type accountMark struct {
 	state     credit.State
 	changed   bool
 	ledger    int
+	notices   int
 	newBlocks int
 	usage     int
 	purchases int
@@ -146,7 +166,7 @@ func (g *group) savepoint() *savepoint {
 	for _, acc := range g.accounts {
 		sp.accounts[acc] = accountMark{
 			customer: acc.customer, state: acc.state.Clone(), changed: acc.changed,
-			ledger: len(acc.ledger), newBlocks: len(acc.newBlocks), usage: len(acc.usage), purchases: len(acc.purchases),
+			ledger: len(acc.ledger), notices: len(acc.notices), newBlocks: len(acc.newBlocks), usage: len(acc.usage), purchases: len(acc.purchases),
 			blocks: maps.Clone(acc.blocks),
 		}
 	}
@@ -168,6 +188,7 @@ func (sp *savepoint) rollback() {
 	for acc, m := range sp.accounts {
 		acc.customer, acc.state, acc.changed, acc.blocks = m.customer, m.state, m.changed, m.blocks
 		acc.ledger, acc.newBlocks = acc.ledger[:m.ledger], acc.newBlocks[:m.newBlocks]
+		acc.notices = acc.notices[:m.notices]
 		acc.usage, acc.purchases = acc.usage[:m.usage], acc.purchases[:m.purchases]
 	}
 }

@@ -98,8 +98,11 @@ func (g *group) recordUsage(ctx context.Context, scope store.Scope, in UsageInpu
 	if err != nil {
 		return UsageResult{}, err
 	}
-	return UsageResult{Event: ev, Customer: acc.customer, Entries: entries, Breakdown: breakdown(entries, acc.blockInfo),
-		EffectiveBalance: credit.Effective(live, acc.state.Account.Reserved)}, nil
+	res := UsageResult{Event: ev, Customer: acc.customer, Entries: entries, Breakdown: breakdown(entries, acc.blockInfo),
+		EffectiveBalance: credit.Effective(live, acc.state.Account.Reserved)}
+	consumed := res
+	acc.note(g, &Event{Type: EventCreditsConsumed, Usage: &consumed})
+	return res, nil
 }
 
 // BatchEvent is one event of a usage batch: In, under its IdempotencyKey.

@@ -349,6 +349,9 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 			WHERE idempotency_keys.created_at < $9`,
 			s.TenantID, s.Env, keys, methods, paths, status, bodies, created, ms(w.Lapsed))
 	}
+	if len(w.Events) > 0 {
+		queueWebhookEvents(b, s, w.Events)
+	}
 	if b.Len() == 0 {
 		return nil
 	}

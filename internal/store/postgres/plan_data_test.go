@@ -62,6 +62,24 @@ INSERT INTO reservations (tenant_id, env, customer_id, id, metric_key, estimated
 	FROM customers AS c, generate_series(1, 4) AS s,
 		LATERAL (SELECT CASE WHEN s <= 2 THEN 'committed' WHEN s = 3 THEN (ARRAY['released', 'expired'])[length(c.id) % 2 + 1]
 			WHEN length(c.id) % 2 = 0 THEN 'active' ELSE 'committed' END AS status) AS r;
+-- Webhook events: four per customer, most delivered, a few failed, one
+-- pending for a customer in twenty, whose queue is due; ids spread around
+-- the suite's own ("whevt_06…"), as for reservations.
+INSERT INTO webhook_events (tenant_id, env, id, customer_id, type, payload, status, tries, attempts, next_attempt_at,
+		created_at, updated_at, delivered_at)
+	SELECT c.tenant_id, c.env, 'whevt_0' || md5(c.id || '_' || s), c.id,
+		(ARRAY['credit.granted', 'balance.low', 'usage.recorded'])[s % 3 + 1], '\x7b7d', w.status, 1, 1,
+		c.created_at + s * interval '1 hour', c.created_at + s * interval '1 hour', c.created_at + s * interval '1 hour',
+		CASE w.status WHEN 'delivered' THEN c.created_at + s * interval '1 hour' END
+	FROM customers AS c, generate_series(1, 4) AS s,
+		LATERAL (SELECT CASE WHEN s = 4 AND abs(hashtext(c.id)) % 20 = 0 THEN 'pending'
+			WHEN s = 3 AND abs(hashtext(c.id)) % 50 = 1 THEN 'failed' ELSE 'delivered' END AS status) AS w;
+INSERT INTO webhook_attempts (tenant_id, env, event_id, n, at, status_code, error, duration_us)
+	SELECT tenant_id, env, id, 1, created_at, CASE status WHEN 'delivered' THEN 200 ELSE 500 END, '', 50000
+	FROM webhook_events;
+INSERT INTO webhook_queues (tenant_id, env, customer_id, next_attempt_at, lease_owner)
+	SELECT tenant_id, env, customer_id, min(next_attempt_at), '' FROM webhook_events WHERE status = 'pending'
+	GROUP BY tenant_id, env, customer_id;
 SET default_statistics_target = 10;
 ANALYZE;
 `

@@ -58,6 +58,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Fatalf("SET: %v", err)
 	}
 	columns := tableColumns(t, ctx, db.Pool())
+	predicates := partialPredicates(t, ctx, db.Pool())
 	stmts := rec.Statements()
 	if len(stmts) < 30 {
 		t.Fatalf("recorded %d statements; is the trace hook still installed by Open?", len(stmts))
@@ -72,6 +73,9 @@ func TestQueryPlans(t *testing.T) {
 			kind := map[bool]string{false: "custom plan", true: "generic plan"}[generic]
 			var searches []storetest.Search
 			problems := walk(plan, walkState{}, &searches)
+			for i, s := range searches {
+				searches[i].Eq = append(s.Eq, predicates[s.Index]...)
+			}
 			if !generic {
 				// A custom plan weighs the page size it is given against the
 				// rows of an average scope, and may rightly sort a few dozen
@@ -204,9 +208,13 @@ func walk(n *planNode, st walkState, out *[]storetest.Search) []string {
 // lockOrder checks that a statement that locks many rows or keys (FOR
 // UPDATE or advisory locks, over an array or with an ORDER BY) has a Sort
 // under the node that locks, so that concurrent groups lock in one order;
-// walk checks that no Sort is above it.
+// walk checks that no Sort is above it. A statement that skips locked rows
+// never waits for a lock, so the order it takes them in cannot deadlock.
 func lockOrder(query string, plan *planNode) []string {
 	locks := strings.Contains(query, "FOR UPDATE") || strings.Contains(query, "pg_advisory_xact_lock")
+	if strings.Contains(query, "SKIP LOCKED") {
+		locks = false
+	}
 	if !locks || !strings.Contains(query, "ORDER BY") && !strings.Contains(query, "unnest(") {
 		return nil
 	}
@@ -236,6 +244,36 @@ func hasSort(n *planNode) bool {
 		return true
 	}
 	return slices.ContainsFunc(n.Plans, func(c planNode) bool { return hasSort(&c) })
+}
+
+// predicateEq finds "(status = 'active'::text)" in a partial index's
+// predicate.
+var predicateEq = regexp.MustCompile(`\((\w+) = '[^']*'(?:::\w+)?\)`)
+
+// partialPredicates returns, per partial index, the columns its predicate
+// pins to a value: a search of the index binds them as surely as an Index
+// Cond would (a scope's active holds through reservations_active, say).
+func partialPredicates(t *testing.T, ctx context.Context, pool *pgxpool.Pool) map[string][]string {
+	rows, err := pool.Query(ctx, `SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index AS i
+		JOIN pg_class AS c ON c.oid = i.indexrelid WHERE i.indpred IS NOT NULL`)
+	if err != nil {
+		t.Fatalf("list partial indexes: %v", err)
+	}
+	defer rows.Close()
+	out := make(map[string][]string)
+	for rows.Next() {
+		var index, pred string
+		if err := rows.Scan(&index, &pred); err != nil {
+			t.Fatalf("list partial indexes: %v", err)
+		}
+		for _, m := range predicateEq.FindAllStringSubmatch(pred, -1) {
+			out[index] = append(out[index], m[1])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list partial indexes: %v", err)
+	}
+	return out
 }
 
 // tableColumns returns the columns of every table of the schema.

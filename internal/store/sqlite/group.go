@@ -297,7 +297,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("insert idempotency keys: %w", err)
 	}
-	return nil
+	return c.webhookEventsInsert(ctx, s, w.Events)
 }
 
 // insertRows writes rows in multi-row statements of the chunk sizes, and
@@ -309,6 +309,17 @@ func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows 
 	if strings.HasPrefix(head, "UPDATE") {
 		short = store.ErrNotFound
 	}
+	return writeRows(ctx, c, head, cols, rows, args, tail, tailArgs, short)
+}
+
+// upsertRows is insertRows for statements that may rightly write fewer rows
+// than given (ON CONFLICT … DO NOTHING).
+func upsertRows[T any](ctx context.Context, c conn, head string, cols int, rows []T, args func(T) []any, tail string, tailArgs ...any) error {
+	return writeRows(ctx, c, head, cols, rows, args, tail, tailArgs, nil)
+}
+
+// writeRows runs the chunked statements; a nil short checks no row count.
+func writeRows[T any](ctx context.Context, c conn, head string, cols int, rows []T, args func(T) []any, tail string, tailArgs []any, short error) error {
 	for len(rows) > 0 {
 		n := chunk(len(rows))
 		a := make([]any, 0, n*cols)
@@ -320,8 +331,10 @@ func insertRows[T any](ctx context.Context, c conn, head string, cols int, rows 
 		if err != nil {
 			return interpretError(err)
 		}
-		if err := written(res, n, short); err != nil {
-			return err
+		if short != nil {
+			if err := written(res, n, short); err != nil {
+				return err
+			}
 		}
 		rows = rows[n:]
 	}

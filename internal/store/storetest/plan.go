@@ -48,6 +48,14 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"tenants":          {[]string{"id"}, nil},
 	"tenant_configs":   {[]string{"tenant_id", "env"}, nil},
 	"api_keys":         {[]string{"hash"}, nil},
+	// An event is read by its id, as a customer's queue, or listed by
+	// status or type across the scope.
+	"webhook_events":   {[]string{"tenant_id", "env"}, []string{"id", "customer_id", "status", "type"}},
+	"webhook_attempts": {[]string{"tenant_id", "env", "event_id"}, nil},
+	// A scope has a queue per customer with events to deliver: few in a
+	// healthy system. Statements that name a customer still must bind it
+	// (the pinned-column rule).
+	"webhook_queues": {[]string{"tenant_id", "env"}, nil},
 }
 
 // planAllowed lists the statements that by design reach a table otherwise
@@ -64,6 +72,15 @@ var planAllowed = []struct {
 	{"the first page of a scope's holds, newest first, without a filter, reads the primary key from the scope's end, no further than its LIMIT",
 		`FROM reservations WHERE tenant_id = (\?|\$1) AND env = (\?|\$2) ORDER BY id DESC LIMIT`, "reservations",
 		"reservations_pkey|sqlite_autoindex_reservations_1"},
+	{"the first page of a scope's webhook events, newest first, without a filter, reads the id index from the scope's end, no further than its LIMIT",
+		`FROM webhook_events WHERE tenant_id = (\?|\$1) AND env = (\?|\$2) ORDER BY id DESC LIMIT`, "webhook_events",
+		"webhook_events_pkey|webhook_events_id"},
+	{"the webhook dispatcher claims due queues across every tenant, in due order; a queue exists only while its customer has events to deliver",
+		`^SELECT tenant_id, env, customer_id FROM webhook_queues WHERE next_attempt_at <= (\?|\$1) ORDER BY next_attempt_at LIMIT`,
+		"webhook_queues", "webhook_queues_due"},
+	{"a webhook lease is checked on its queue's row, found by its whole primary key: the owner is a filter on one row",
+		`^UPDATE webhook_queues SET next_attempt_at = (\?|\$\d+) WHERE tenant_id = (\?|\$1) AND env = (\?|\$2) AND customer_id = (\?|\$3) AND lease_owner = `,
+		"webhook_queues", "webhook_queues_pkey|PRIMARY KEY"},
 	{"the idempotency purge deletes by age across every tenant",
 		`^DELETE FROM idempotency_keys WHERE created_at <`, "idempotency_keys", "idempotency_keys_created"},
 	{"the oldest tenant is read once at start; a self-hosted server has one",

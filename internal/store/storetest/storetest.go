@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Read", func(t *testing.T) { testRead(t, open) })
 	t.Run("WritesApply", func(t *testing.T) { testWritesApply(t, open) })
 	t.Run("GroupRead", func(t *testing.T) { testGroupRead(t, open) })
+	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
+	t.Run("WebhookLease", func(t *testing.T) { testWebhookLease(t, open) })
 }
 
 // t0 is the suite's clock: a fixed instant at millisecond precision, like
