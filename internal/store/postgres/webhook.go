@@ -107,6 +107,13 @@ func (c conn) WebhookClaim(ctx context.Context, owner string, now, leaseUntil ti
 	if owner == "" {
 		return nil, errNoOwner
 	}
+	if perQueue < 1 {
+		// It would find every queue empty, and drop it.
+		return nil, fmt.Errorf("webhook claim: %d events per queue", perQueue)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
 	rows, err := c.q.Query(ctx, `SELECT tenant_id, env, customer_id FROM webhook_queues
 		WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2
 		FOR UPDATE SKIP LOCKED`, ms(now), limit)
@@ -243,26 +250,38 @@ func (c conn) WebhookRelease(ctx context.Context, s store.Scope, customerID, own
 }
 
 // WebhookRequeue locks the queue before the event, as every outbox write
-// does. A leased queue is left alone: its owner's release sees the event
-// pending again.
+// does: it reads the event first for its customer only, and returns the row
+// as its update left it. A leased queue is left alone: its owner's release
+// sees the event pending again.
 func (c conn) WebhookRequeue(ctx context.Context, s store.Scope, id string, now time.Time) (store.WebhookEvent, error) {
 	ev, err := c.WebhookGet(ctx, s, id)
 	if err != nil {
 		return store.WebhookEvent{}, err
 	}
+	found := false
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO webhook_queues (tenant_id, env, customer_id, next_attempt_at, lease_owner)
 		VALUES ($1, $2, $3, $4, '')
 		ON CONFLICT (tenant_id, env, customer_id) DO UPDATE
 			SET next_attempt_at = LEAST(webhook_queues.next_attempt_at, excluded.next_attempt_at)
 			WHERE webhook_queues.lease_owner = ''`, s.TenantID, s.Env, ev.CustomerID, ms(now))
-	queueRows(b, "requeue webhook event", 1, store.ErrNotFound, `UPDATE webhook_events
-		SET status = 'pending', tries = 0, next_attempt_at = $4, updated_at = $4
-		WHERE tenant_id = $1 AND env = $2 AND id = $3`, s.TenantID, s.Env, id, ms(now))
+	b.Queue(`UPDATE webhook_events SET status = 'pending', tries = 0, next_attempt_at = $4, updated_at = $4
+		WHERE tenant_id = $1 AND env = $2 AND id = $3
+		RETURNING `+webhookEventColumns, s.TenantID, s.Env, id, ms(now)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if ev, err = scanWebhookEvent(rows); err != nil {
+				return err
+			}
+			found = true
+		}
+		return rows.Err()
+	})
 	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
 		return store.WebhookEvent{}, fmt.Errorf("requeue webhook event: %w", interpretError(err))
 	}
-	ev.Status, ev.Tries, ev.NextAttemptAt, ev.UpdatedAt = store.WebhookPending, 0, ms(now), ms(now)
+	if !found {
+		return store.WebhookEvent{}, fmt.Errorf("requeue webhook event: %w", store.ErrNotFound)
+	}
 	return ev, nil
 }
 
@@ -323,9 +342,8 @@ func (c conn) WebhookAttempts(ctx context.Context, s store.Scope, eventIDs []str
 	return out, nil
 }
 
-// WebhookHealth names status by a parameter: the partial index of pending
-// events binds no status, and would be walked whole for a count. Its
-// statements go in one batch.
+// WebhookHealth names status by a parameter, so that one statement counts
+// both the pending and the failed events. Its statements go in one batch.
 func (c conn) WebhookHealth(ctx context.Context, s store.Scope, since time.Time) (store.WebhookHealth, error) {
 	h := store.WebhookHealth{Since: since}
 	const count = `SELECT count(*) FROM webhook_events WHERE tenant_id = $1 AND env = $2 AND status = $3`

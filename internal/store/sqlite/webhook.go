@@ -92,6 +92,13 @@ func (c conn) WebhookClaim(ctx context.Context, owner string, now, leaseUntil ti
 	if owner == "" {
 		return nil, errNoOwner
 	}
+	if perQueue < 1 {
+		// It would find every queue empty, and drop it.
+		return nil, fmt.Errorf("webhook claim: %d events per queue", perQueue)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
 	rows, err := c.query(ctx, `SELECT tenant_id, env, customer_id FROM webhook_queues
 		WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`, ms(now), limit)
 	due, err := collect(rows, err, "select due webhook queues", func(sc scanner) (claimed, error) {
@@ -279,8 +286,8 @@ func (c conn) WebhookAttempts(ctx context.Context, s store.Scope, eventIDs []str
 	return out, nil
 }
 
-// WebhookHealth names status by a parameter: the partial index of pending
-// events binds no status, and would be walked whole for a count.
+// WebhookHealth names status by a parameter, so that one statement counts
+// both the pending and the failed events.
 func (c conn) WebhookHealth(ctx context.Context, s store.Scope, since time.Time) (store.WebhookHealth, error) {
 	h := store.WebhookHealth{Since: since}
 	const count = `SELECT count(*) FROM webhook_events WHERE tenant_id = ? AND env = ? AND status = ?`

@@ -23,8 +23,7 @@ func claim(t *testing.T, s store.Store, owner string, now, until time.Time, limi
 }
 
 // wantQueues fails the test now unless queues are of the customers want,
-// in order, each of scope sc (or the scope named in scopes) and leased until
-// until.
+// in order, each of scope sc and leased until until.
 func wantQueues(t *testing.T, call string, queues []store.WebhookQueue, sc store.Scope, until time.Time, want ...string) {
 	t.Helper()
 	got := make([]string, len(queues))
@@ -102,6 +101,13 @@ func testWebhookLease(t *testing.T, open func(t *testing.T) store.Store) {
 		a1, a2, a3, b1, b2, c1 = e[0], e[1], e[2], e[3], e[4], e[5]
 		twin = stored(t, s, testEnv, twin)[0]
 
+		err := s.Transact(t.Context(), func(q store.Q) error {
+			_, err := q.WebhookClaim(t.Context(), "d0", at(time.Hour), at(2*time.Hour), 10, 0)
+			return err
+		})
+		if err == nil {
+			t.Error("WebhookClaim(no events per queue) succeeded, want an error")
+		}
 		wantQueues(t, "WebhookClaim(before anything is due)", claim(t, s, "d1", at(999*time.Millisecond), at(time.Minute), 10, 10), sc, time.Time{})
 		got := claim(t, s, "d1", at(2500*time.Millisecond), at(time.Minute), 1, 2)
 		wantQueues(t, "WebhookClaim(limit 1)", got, sc, at(time.Minute), a.ID)

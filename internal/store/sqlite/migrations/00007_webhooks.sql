@@ -5,9 +5,9 @@
 -- next_attempt_at to the lease's end, so that a crashed dispatcher's queue
 -- falls due again by itself.
 --
--- A rowid table: seq, the rowid, is the commit order (the writer is alone),
--- and a delivered event's payload is larger than WITHOUT ROWID suits.
--- Events are never deleted, so a seq is never handed out twice.
+-- A rowid table: seq, the rowid, numbers events in commit order (the writer
+-- is alone), and payloads make rows larger than WITHOUT ROWID suits. Events
+-- are never deleted, so a seq is never handed out twice.
 CREATE TABLE webhook_events (
     seq             INTEGER PRIMARY KEY,
     tenant_id       TEXT NOT NULL,
