@@ -14,6 +14,7 @@ import (
 	"github.com/creditd/creditd/internal/httpapi"
 	"github.com/creditd/creditd/internal/jobs"
 	"github.com/creditd/creditd/internal/ledger"
+	"github.com/creditd/creditd/internal/metrics"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -41,9 +42,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrap(ctx, st, c.bootstrapKey, time.Now(), stdout); err != nil {
 		return err
 	}
-	svc := ledger.New(st, time.Now, ledger.WithTimeout(c.dbTimeout), ledger.WithWebhooks(httpapi.EncodeEvent, disp.Notify))
+	reg, m := newMetrics(st)
+	svc := ledger.New(st, time.Now, ledger.WithTimeout(c.dbTimeout), ledger.WithWebhooks(httpapi.EncodeEvent, disp.Notify),
+		ledger.WithObserver(m))
 	defer svc.Close()
 	disp.Outbox = svc
+	disp.Observer = m
 	// A database that cannot take writes (a read-only file, a full disk, a
 	// standby) would answer every write 503: say so now instead of
 	// starting "ready".
@@ -51,7 +55,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("the database cannot take writes: %w", err)
 	}
 	var running handlers
-	srv := c.timeouts.server(running.track(httpapi.NewServer(svc, newKeyCache(st, time.Now), log, svc.Ready)))
+	api := httpapi.NewServer(svc, newKeyCache(st, time.Now), log, svc.Ready, httpapi.WithMetrics(metrics.Handler(reg, log), m))
+	srv := c.timeouts.server(running.track(api))
 	if *pprofAddr != "" {
 		stopPprof, err := servePprof(*pprofAddr, stdout, log)
 		if err != nil {

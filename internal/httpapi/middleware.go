@@ -37,7 +37,7 @@ func public(u *url.URL) bool {
 	if path.Clean(p) != p || path.Clean(u.EscapedPath()) != u.EscapedPath() {
 		return false
 	}
-	if p == "/healthz" || p == "/readyz" {
+	if p == "/healthz" || p == "/readyz" || p == "/metrics" {
 		return true
 	}
 	slug, ok := strings.CutPrefix(p, "/problems/")
@@ -46,8 +46,8 @@ func public(u *url.URL) bool {
 
 // middleware runs every request through the checks in the order the API
 // fixes: 401 → route 404/405 → 413/415 → Idempotency-Key → handler (which
-// replays, then validates the body, then executes). It also recovers panics
-// and logs one line per request.
+// replays, then validates the body, then executes). It also recovers panics,
+// logs one line per request and reports it to the observer.
 func (s *Server) middleware(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := newRequestID()
@@ -60,8 +60,16 @@ func (s *Server) middleware(w http.ResponseWriter, r *http.Request) {
 				sendProblem(sw, newProblem("internal", "the server failed to handle the request; it has been logged"))
 			}
 		}
+		elapsed := time.Since(start)
 		s.log.InfoContext(r.Context(), "request", "request_id", reqID, "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+			"status", sw.status, "duration_ms", elapsed.Milliseconds())
+		if s.observe != nil {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // nothing written: net/http answers 200
+			}
+			s.observe.ObserveRequest(r.Pattern, r.Method, status, elapsed)
+		}
 	}()
 	// admit gets the bare writer: http.MaxBytesReader tells the server
 	// through it that the connection cannot be reused.
@@ -110,6 +118,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) *Problem {
 // 404/405, then 415 and 413 on the announced length. A problem it finds
 // answers the request with its body unread.
 func (s *Server) screen(r *http.Request) *Problem {
+	// The route is looked up before the key is checked, though 401 answers
+	// first, so that a request refused here is still counted under its
+	// route (r.Pattern, which the mux sets again when it serves r).
+	_, r.Pattern = s.mux.Handler(r)
 	if !public(r.URL) {
 		scope, p := s.authenticate(r)
 		if p != nil {
@@ -117,7 +129,7 @@ func (s *Server) screen(r *http.Request) *Problem {
 		}
 		*r = *r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope))
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if r.Pattern == "" {
 		return s.routeProblem(r)
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut {

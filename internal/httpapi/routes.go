@@ -1,11 +1,14 @@
 package httpapi
 
-// routes lists the whole API, one line per endpoint. {customer_id} accepts a
+// routes lists the whole API, one line per endpoint (GET /metrics, when
+// WithMetrics gives it, is registered in server.go). {customer_id} accepts a
 // customer UUID and, for the seed's client, an external id.
 func (s *Server) routes() {
 	s.handle("GET /healthz", s.handleHealth())
 	s.handle("GET /readyz", s.handleReady())
 	s.handle("GET /problems/{slug}", s.handleProblemPage())
+	s.handle("GET /openapi.json", s.handleOpenAPI())
+	s.handle("GET /docs", s.handleDocs())
 
 	s.handle("GET /v1/tenants/me", s.handleTenantMe())
 	s.handle("GET /v1/tenants/{id}/config", s.handleConfigGet())

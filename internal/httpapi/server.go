@@ -21,6 +21,33 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	ready func(context.Context) error
+	// observe is told of every request answered (WithMetrics); nil: none.
+	observe RequestObserver
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// RequestObserver is told of every request once it is answered, for
+// metrics. It runs on the request's goroutine, so it must be quick.
+type RequestObserver interface {
+	// ObserveRequest reports the mux pattern that matched the request
+	// ("POST /v1/usage"; empty when none did), its method as sent, the
+	// status answered and how long the answer took.
+	ObserveRequest(pattern, method string, status int, elapsed time.Duration)
+}
+
+// WithMetrics serves h at GET /metrics, which needs no API key (like
+// /healthz), and reports every request to o. Either may be nil.
+func WithMetrics(h http.Handler, o RequestObserver) Option {
+	return func(s *Server) {
+		if h != nil {
+			// Here rather than in routes: the endpoint exists only when
+			// the caller has metrics to serve.
+			s.mux.Handle("GET /metrics", h)
+		}
+		s.observe = o
+	}
 }
 
 // KeyLookup finds a stored API key by the hash of the presented key.
@@ -30,10 +57,13 @@ type KeyLookup interface {
 
 // NewServer returns the API handler. ready reports whether the server can
 // take traffic (for /readyz).
-func NewServer(svc *ledger.Service, keys KeyLookup, log *slog.Logger, ready func(context.Context) error) *Server {
+func NewServer(svc *ledger.Service, keys KeyLookup, log *slog.Logger, ready func(context.Context) error, opts ...Option) *Server {
 	keys = boundedKeys{keys, svc.Timeout()}
 	s := &Server{svc: svc, keys: keys, log: log, mux: http.NewServeMux(), ready: ready}
 	s.routes()
+	for _, o := range opts {
+		o(s)
+	}
 	return s
 }
 

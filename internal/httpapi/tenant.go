@@ -90,9 +90,28 @@ func (s *Server) handleConfigGet() handlerFunc {
 }
 
 type configRequest struct {
-	WebhookURL          *string        `json:"webhook_url"`
-	WebhookSecret       *string        `json:"webhook_secret"`
+	// Raw values: a member left out, null and a string are three answers.
+	WebhookURL          jsontext.Value `json:"webhook_url"`
+	WebhookSecret       jsontext.Value `json:"webhook_secret"`
 	LowBalanceThreshold jsontext.Value `json:"low_balance_threshold"`
+}
+
+// clearableString reads a member that clears with "" or null: nil when it
+// was left out; ok false when it is neither a string nor null.
+func clearableString(v jsontext.Value) (s *string, ok bool) {
+	switch {
+	case len(v) == 0:
+		return nil, true
+	case v.Kind() == 'n':
+		return new(""), true
+	case v.Kind() == '"':
+		var out string
+		if err := json2.Unmarshal(v, &out); err != nil {
+			return nil, false
+		}
+		return &out, true
+	}
+	return nil, false
 }
 
 // handleConfigPatch changes the settings the body names, and leaves the
@@ -111,8 +130,16 @@ func (s *Server) handleConfigPatch() handlerFunc {
 			}
 			var p ledger.ConfigPatch
 			var c checks
-			if req.WebhookURL != nil {
-				u := *req.WebhookURL
+			webhookURL, okURL := clearableString(req.WebhookURL)
+			webhookSecret, okSecret := clearableString(req.WebhookSecret)
+			if !okURL {
+				c.add(webhookURLField, "must be a string, or null to clear it")
+			}
+			if !okSecret {
+				c.add(secretField, "must be a string, or null to clear it")
+			}
+			if webhookURL != nil {
+				u := *webhookURL
 				if u != "" {
 					if msg := checkWebhookURL(u); msg != "" {
 						c.add(webhookURLField, msg)
@@ -120,8 +147,8 @@ func (s *Server) handleConfigPatch() handlerFunc {
 				}
 				p.WebhookURL = &u
 			}
-			if req.WebhookSecret != nil {
-				secret, msg := decodeSecret(*req.WebhookSecret)
+			if webhookSecret != nil {
+				secret, msg := decodeSecret(*webhookSecret)
 				if msg != "" {
 					c.add(secretField, msg)
 				}

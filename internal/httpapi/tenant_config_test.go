@@ -47,10 +47,18 @@ func TestTenantConfig(t *testing.T) {
 			t.Errorf("config read back = %+v", c)
 		}
 
+		// null clears the URL and the secret too.
+		patch(obj{"webhook_url": nil, "webhook_secret": nil}).want(t, http.StatusOK).decode(t, &c)
+		if c.WebhookURL != nil || c.WebhookSecretSet {
+			t.Errorf("config after clearing URL and secret with null = %+v", c)
+		}
+
 		for _, tc := range []struct {
 			body  obj
 			field string
 		}{
+			{obj{"webhook_url": 7}, "webhook_url"},
+			{obj{"webhook_secret": true}, "webhook_secret"},
 			{obj{"webhook_url": "ftp://example.test/"}, "webhook_url"},
 			{obj{"webhook_url": "not a url"}, "webhook_url"},
 			{obj{"webhook_secret": "!!!"}, "webhook_secret"},

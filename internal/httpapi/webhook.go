@@ -16,7 +16,7 @@ import (
 type eventBody struct {
 	ID        string `json:"id"`
 	Type      string `json:"type"`
-	Timestamp string `json:"timestamp"`
+	Timestamp Time   `json:"timestamp"`
 	Data      any    `json:"data"`
 }
 
@@ -99,7 +99,7 @@ func EncodeEvent(ev ledger.Event) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("webhook event %q without its data", ev.Type)
 	}
-	return marshal(eventBody{ID: ev.ID, Type: ev.Type, Timestamp: ev.Time.UTC().Format(time.RFC3339Nano), Data: data})
+	return marshal(eventBody{ID: ev.ID, Type: ev.Type, Timestamp: Time(ev.Time), Data: data})
 }
 
 // attemptJSON is one delivery attempt in the delivery log.
@@ -203,9 +203,7 @@ func (s *Server) handleRedeliver() handlerFunc {
 			return err
 		}
 		return s.mutate(w, r, func([]byte) (ledger.Command, error) {
-			return ledger.Redeliver{EventID: id, Encode: encodeAs(http.StatusAccepted, func(e store.WebhookEvent) webhookEventJSON {
-				return webhookEventOut(ledger.WebhookEventView{WebhookEvent: e})
-			})}, nil
+			return ledger.Redeliver{EventID: id, Encode: encodeAs(http.StatusAccepted, webhookEventOut)}, nil
 		}, nil)
 	}
 }

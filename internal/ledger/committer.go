@@ -192,13 +192,14 @@ func (c *committer) commit(group []*pending) {
 // or the error that rolled the transaction back. A conflict (an insert race
 // lost to another instance) runs the transaction again: it then finds the
 // winner's rows.
-func (s *Service) runGroup(group []*pending) ([]outcome, error) {
+func (s *Service) runGroup(group []*pending) (outs []outcome, err error) {
+	if s.observer != nil {
+		defer func(start time.Time) { s.observer.GroupCommitted(len(group), time.Since(start), err) }(time.Now())
+	}
 	// The service's deadline, not any one request's: the transaction does
 	// not depend on the requests in it, which may give up sooner.
 	ctx, cancel := s.bound(context.Background())
 	defer cancel()
-	var outs []outcome
-	var err error
 	for range conflictAttempts {
 		events := 0
 		err = s.store.Transact(ctx, func(q store.Q) error {

@@ -32,6 +32,7 @@ type Service struct {
 	timeout    time.Duration
 	committers []*committer
 	onGroup    func(size int) // tests: sees each group's size before it runs
+	observer   Observer       // WithObserver; nil: nothing measured
 
 	encodeEvent  EventEncoder // webhook events (WithWebhooks); nil: none recorded
 	notifyEvents func()
@@ -54,6 +55,23 @@ func WithTimeout(d time.Duration) Option {
 			s.timeout = d
 		}
 	}
+}
+
+// Observer is told how each group commit went, for metrics. A committer
+// calls it on its own goroutine after each group's transaction, before the
+// group's requests get their answers, so it must be quick and must not call
+// the service.
+type Observer interface {
+	// GroupCommitted reports one group transaction: how many commands it
+	// carried, how long it took (retries of lost insert races included), and
+	// the error that rolled it back, nil when it committed. The reruns of a
+	// failed group's commands, one at a time, are groups of one.
+	GroupCommitted(size int, elapsed time.Duration, err error)
+}
+
+// WithObserver makes the committers report every group to o.
+func WithObserver(o Observer) Option {
+	return func(s *Service) { s.observer = o }
 }
 
 // Timeout is the deadline of every database call (WithTimeout), for the

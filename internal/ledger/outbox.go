@@ -124,7 +124,7 @@ func (s *Service) WebhookHealth(ctx context.Context, scope store.Scope) (store.W
 // once more, in its customer's order, with a fresh retry schedule.
 type Redeliver struct {
 	EventID string
-	Encode  Encoder[store.WebhookEvent]
+	Encode  Encoder[WebhookEventView]
 }
 
 func (c Redeliver) plan(*plan) {}
@@ -138,7 +138,11 @@ func (c Redeliver) apply(ctx context.Context, g *group, req Request) (Response, 
 	if err != nil {
 		return Response{}, false, err
 	}
+	attempts, err := g.q.WebhookAttempts(ctx, req.Scope, []string{ev.ID})
+	if err != nil {
+		return Response{}, false, err
+	}
 	g.events++ // wakes the dispatcher after the commit
-	status, body, err := c.Encode(ev)
+	status, body, err := c.Encode(WebhookEventView{WebhookEvent: ev, Attempts: attempts[ev.ID]})
 	return Response{Status: status, Body: body}, true, err
 }

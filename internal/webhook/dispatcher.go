@@ -29,6 +29,20 @@ type Outbox interface {
 	WebhookTarget(ctx context.Context, s store.Scope) (url string, secret []byte, err error)
 }
 
+// Observer is told what a Dispatcher does, for metrics. Its methods are
+// called from the claim loop and the delivery workers, concurrently, and
+// must be quick.
+type Observer interface {
+	// Claimed reports a claim made at now and the queues it returned (none
+	// when nothing was due), each with its pending events, oldest first.
+	Claimed(now time.Time, qs []store.WebhookQueue)
+	// Attempted reports an attempt made and the event's status after it:
+	// store.WebhookDelivered, store.WebhookPending (to be retried) or
+	// store.WebhookFailed (the schedule is spent). An attempt for a scope
+	// without a target is not sent: its Error is NoTarget.
+	Attempted(status string, a store.WebhookAttempt)
+}
+
 // The Dispatcher's defaults.
 const (
 	DefaultWorkers  = 16
@@ -86,6 +100,8 @@ type Dispatcher struct {
 	// again (unless Notify wakes it first).
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Observer, when set, is told of every claim and attempt, for metrics.
+	Observer Observer
 
 	initOnce sync.Once
 	wakeOnce sync.Once
@@ -294,6 +310,9 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) ([]store.WebhookQueue
 	if err != nil {
 		return nil, fmt.Errorf("claiming webhook queues: %w", err)
 	}
+	if d.Observer != nil {
+		d.Observer.Claimed(now, qs)
+	}
 	return qs, nil
 }
 
@@ -364,6 +383,9 @@ func (d *Dispatcher) deliver(ctx context.Context, q store.WebhookQueue) outcome 
 		} else {
 			ev.NextAttemptAt = next
 			retry = true
+		}
+		if d.Observer != nil {
+			d.Observer.Attempted(ev.Status, a)
 		}
 		leaseUntil := now.Add(d.Lease)
 		err = d.detached(ctx, func(ctx context.Context) error {

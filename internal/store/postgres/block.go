@@ -15,7 +15,7 @@ const blockColumns = `id, seq, original_amount, remaining_amount, priority, expi
 
 func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
 	rows, err := c.q.Query(ctx, `SELECT customer_id, `+blockColumns+`
-		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND remaining_amount > 0 ORDER BY seq`,
+		FROM blocks WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND live ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
 	return collect(rows, err, "list blocks", scanBlock)
 }
@@ -54,7 +54,7 @@ func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit in
 	// calls again.
 	rows, err := c.q.Query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM (
 			SELECT tenant_id, env, customer_id FROM blocks
-			WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= $1
+			WHERE live AND expires_at IS NOT NULL AND expires_at <= $1
 			ORDER BY expires_at LIMIT $2) AS due`, ms(now), limit)
 	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerKey, error) {
 		var r store.CustomerKey

@@ -134,7 +134,7 @@ func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]sto
 	}
 	for _, s := range scopes {
 		b.Queue(`SELECT customer_id, `+blockColumns+` FROM blocks
-			WHERE tenant_id = $1 AND env = $2 AND customer_id = ANY ($3::text[]) AND remaining_amount > 0
+			WHERE tenant_id = $1 AND env = $2 AND customer_id = ANY ($3::text[]) AND live
 			ORDER BY customer_id, seq`, s.TenantID, s.Env, ids[s]).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				bl, err := scanBlock(rows)
@@ -247,9 +247,13 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 			expires[i], paid[i], source[i], reason[i] = nullTS(bl.ExpiresAt), bl.PricePaid, bl.Source, bl.Reason
 			currency[i], payment[i], metas[i], created[i] = bl.Currency, bl.ExternalPaymentID, nullJSON(bl.Metadata), ms(bl.CreatedAt)
 		}
-		queueRows(b, "insert blocks", n, store.ErrConflict, `INSERT INTO blocks (tenant_id, env, customer_id, `+blockColumns+`)
-			SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::integer[],
-				$9::timestamptz[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[])`,
+		// live is remaining_amount > 0 (migration 00007): a block granted and
+		// used up in one group is inserted dead.
+		queueRows(b, "insert blocks", n, store.ErrConflict, `INSERT INTO blocks (tenant_id, env, customer_id, `+blockColumns+`, live)
+			SELECT $1, $2, *, remaining_amount > 0 FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::integer[],
+				$9::timestamptz[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[])
+				AS u (customer_id, id, seq, original_amount, remaining_amount, priority, expires_at, price_paid,
+					source, reason, currency, external_payment_id, metadata, created_at)`,
 			s.TenantID, s.Env, cust, ids, seq, orig, rem, prio, expires, paid, source, reason, currency, payment, metas, created)
 	}
 	type blockKey struct{ customer, block string }
@@ -259,10 +263,18 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 		for i, r := range remaining {
 			cust[i], ids[i], rem[i] = r.CustomerID, r.BlockID, r.Remaining
 		}
+		// Only a block used up changes live: the update of one that keeps
+		// credits touches no indexed column and stays heap-only (HOT).
 		for i := range ids {
-			queueRows(b, "update block", 1, store.ErrNotFound, `UPDATE blocks SET remaining_amount = $5
+			if rem[i] > 0 {
+				queueRows(b, "update block", 1, store.ErrNotFound, `UPDATE blocks SET remaining_amount = $5
+					WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND id = $4`,
+					s.TenantID, s.Env, cust[i], ids[i], rem[i])
+				continue
+			}
+			queueRows(b, "use up block", 1, store.ErrNotFound, `UPDATE blocks SET remaining_amount = 0, live = false
 				WHERE tenant_id = $1 AND env = $2 AND customer_id = $3 AND id = $4`,
-				s.TenantID, s.Env, cust[i], ids[i], rem[i])
+				s.TenantID, s.Env, cust[i], ids[i])
 		}
 	}
 	if len(w.Ledger) > 0 {

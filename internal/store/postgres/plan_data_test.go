@@ -25,9 +25,9 @@ INSERT INTO metering_rules (tenant_id, env, id, metric_key, cost_type, active, c
 		i <= 8000, timestamptz '2026-01-01'
 	FROM generate_series(1, 16000) AS i;
 INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount, priority, expires_at,
-		source, created_at)
+		source, created_at, live)
 	SELECT c.tenant_id, c.env, c.id, 'blk_' || c.id || '_' || s, s, 100, CASE WHEN s = 1 THEN 0 ELSE 100 END, 0,
-		CASE WHEN s = 2 AND length(c.id) % 2 = 0 THEN c.created_at + interval '30 days' END, 'grant', c.created_at
+		CASE WHEN s = 2 AND length(c.id) % 2 = 0 THEN c.created_at + interval '30 days' END, 'grant', c.created_at, s <> 1
 	FROM customers AS c, generate_series(1, 2) AS s;
 INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after, created_at)
 	SELECT c.tenant_id, c.env, c.id, 'txn_' || c.id || '_' || s, (ARRAY['grant', 'usage', 'expire'])[s], 1, s,

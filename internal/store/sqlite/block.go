@@ -14,7 +14,7 @@ const blockColumns = `id, seq, original_amount, remaining_amount, priority, expi
 
 func (c conn) BlockList(ctx context.Context, s store.Scope, customerID string) ([]store.Block, error) {
 	rows, err := c.query(ctx, `SELECT customer_id, `+blockColumns+`
-		FROM blocks WHERE tenant_id = ? AND env = ? AND customer_id = ? AND remaining_amount > 0 ORDER BY seq`,
+		FROM blocks WHERE tenant_id = ? AND env = ? AND customer_id = ? AND live = 1 ORDER BY seq`,
 		s.TenantID, s.Env, customerID)
 	return collect(rows, err, "list blocks", func(r scanner) (store.Block, error) {
 		var id string
@@ -51,11 +51,13 @@ func scanBlock(r scanner, customerID *string) (store.Block, error) {
 
 // blockInsert inserts one block, for WritesApply.
 func (c conn) blockInsert(ctx context.Context, s store.Scope, b store.Block) error {
+	// live is remaining_amount > 0 (migration 00008): a block granted and
+	// used up in one group is inserted dead.
 	_, err := c.exec(ctx, `INSERT INTO blocks (tenant_id, env, customer_id, id, seq, original_amount, remaining_amount,
-			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			priority, expires_at, price_paid, source, reason, currency, external_payment_id, metadata, created_at, live)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.TenantID, s.Env, b.CustomerID, b.ID, b.Seq, b.Original, b.Remaining, b.Priority, nullMS(b.ExpiresAt), b.PricePaid,
-		b.Source, b.Reason, b.Currency, b.ExternalPaymentID, nullJSON(b.Metadata), ms(b.CreatedAt))
+		b.Source, b.Reason, b.Currency, b.ExternalPaymentID, nullJSON(b.Metadata), ms(b.CreatedAt), b.Remaining > 0)
 	if err != nil {
 		return fmt.Errorf("insert block: %w", interpretError(err))
 	}
@@ -64,7 +66,7 @@ func (c conn) blockInsert(ctx context.Context, s store.Scope, b store.Block) err
 
 func (c conn) BlockExpiredCustomers(ctx context.Context, now time.Time, limit int) ([]store.CustomerKey, error) {
 	rows, err := c.query(ctx, `SELECT DISTINCT tenant_id, env, customer_id FROM blocks
-		WHERE remaining_amount > 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`, ms(now), limit)
+		WHERE live = 1 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`, ms(now), limit)
 	return collect(rows, err, "list expired blocks", func(sc scanner) (store.CustomerKey, error) {
 		var r store.CustomerKey
 		err := sc.Scan(&r.Scope.TenantID, &r.Scope.Env, &r.CustomerID)

@@ -167,7 +167,7 @@ func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]sto
 		}
 		seen := make(map[string]bool)
 		err = c.inList(ctx, `SELECT customer_id, `+blockColumns+` FROM blocks
-			WHERE tenant_id = ? AND env = ? AND customer_id IN (%s) AND remaining_amount > 0 ORDER BY customer_id, seq`,
+			WHERE tenant_id = ? AND env = ? AND customer_id IN (%s) AND live = 1 ORDER BY customer_id, seq`,
 			[]any{s.TenantID, s.Env}, ids, nil, func(sc scanner) error {
 				var customerID string
 				b, err := scanBlock(sc, &customerID)
@@ -229,11 +229,27 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 			return err
 		}
 	}
-	err = insertRows(ctx, c, `UPDATE blocks SET remaining_amount = v.column3 FROM (VALUES `, 3, w.Remaining,
+	// Only a block used up changes live, and so its index entries: the
+	// update of one that keeps credits rewrites its row's page alone.
+	var keeping, usedUp []store.BlockRemaining
+	for _, r := range w.Remaining {
+		if r.Remaining > 0 {
+			keeping = append(keeping, r)
+		} else {
+			usedUp = append(usedUp, r)
+		}
+	}
+	err = insertRows(ctx, c, `UPDATE blocks SET remaining_amount = v.column3 FROM (VALUES `, 3, keeping,
 		func(r store.BlockRemaining) []any { return []any{r.CustomerID, r.BlockID, r.Remaining} },
 		`) AS v WHERE blocks.tenant_id = ? AND blocks.env = ? AND blocks.customer_id = v.column1 AND blocks.id = v.column2`, s.TenantID, s.Env)
 	if err != nil {
 		return fmt.Errorf("update blocks: %w", err)
+	}
+	err = insertRows(ctx, c, `UPDATE blocks SET remaining_amount = 0, live = 0 FROM (VALUES `, 2, usedUp,
+		func(r store.BlockRemaining) []any { return []any{r.CustomerID, r.BlockID} },
+		`) AS v WHERE blocks.tenant_id = ? AND blocks.env = ? AND blocks.customer_id = v.column1 AND blocks.id = v.column2`, s.TenantID, s.Env)
+	if err != nil {
+		return fmt.Errorf("use up blocks: %w", err)
 	}
 	// Entries carry no metadata of their own (store.LedgerEntry): the column
 	// stays NULL, and LedgerList reads it from the reference.
