@@ -179,6 +179,13 @@ func testMetrics(t *testing.T, backend, databaseURL string) {
 	if _, ok := fams["creditd_webhook_outbox_lag_seconds"]; !ok {
 		t.Error("no creditd_webhook_outbox_lag_seconds")
 	}
+	// The sweeper runs a round as serve starts.
+	if runs := sample(fams, "creditd_sweeper_runs_total", "result", "ok"); runs < 1 {
+		t.Errorf("sweeper_runs_total{result=ok} = %v, want at least the first round", runs)
+	}
+	if _, ok := fams["creditd_sweeper_last_success_timestamp_seconds"]; !ok {
+		t.Error("no creditd_sweeper_last_success_timestamp_seconds")
+	}
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("no %s: the Go and process collectors are missing", name)

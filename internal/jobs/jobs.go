@@ -19,6 +19,8 @@ type Sweeper struct {
 	Service  *ledger.Service
 	Interval time.Duration
 	Log      *slog.Logger
+	// Observe, when set, hears the end of each round, with its first error.
+	Observe func(at time.Time, err error)
 }
 
 // Run sweeps every Interval until ctx is done.
@@ -37,13 +39,20 @@ func (s *Sweeper) Run(ctx context.Context) {
 
 // Sweep does one round: every customer with a due expiry, then the purge.
 func (s *Sweeper) Sweep(ctx context.Context) {
+	err := s.sweep(ctx)
+	if s.Observe != nil && ctx.Err() == nil {
+		s.Observe(time.Now(), err)
+	}
+}
+
+func (s *Sweeper) sweep(ctx context.Context) error {
 	for ctx.Err() == nil {
 		n, err := s.Service.SweepExpired(ctx, batch)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.Log.ErrorContext(ctx, "expiry sweep", "err", err)
 			}
-			return
+			return err
 		}
 		if n > 0 {
 			s.Log.InfoContext(ctx, "recorded expiries", "customers", n)
@@ -52,11 +61,15 @@ func (s *Sweeper) Sweep(ctx context.Context) {
 			break
 		}
 	}
-	if n, err := s.Service.PurgeIdempotency(ctx); err != nil {
+	n, err := s.Service.PurgeIdempotency(ctx)
+	switch {
+	case err != nil:
 		if ctx.Err() == nil {
 			s.Log.ErrorContext(ctx, "idempotency purge", "err", err)
 		}
-	} else if n > 0 {
+		return err
+	case n > 0:
 		s.Log.InfoContext(ctx, "purged idempotency records", "count", n)
 	}
+	return nil
 }

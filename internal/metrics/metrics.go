@@ -50,6 +50,9 @@ type Metrics struct {
 	failedAttempts  prometheus.Counter
 	failed          prometheus.Counter
 	outboxLag       prometheus.Gauge
+
+	sweepsOK, sweepsFailed prometheus.Counter
+	lastSweep              prometheus.Gauge
 }
 
 type seriesKey struct {
@@ -107,9 +110,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Age of the oldest event in this instance's last claim of due webhook queues; 0 when that claim found nothing due.",
 		}),
 	}
+	sweeps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "creditd_sweeper_runs_total",
+		Help: "Rounds of the sweeper (due expiries, lapsed idempotency records), by result: ok or error.",
+	}, []string{"result"})
+	m.sweepsOK, m.sweepsFailed = sweeps.WithLabelValues("ok"), sweeps.WithLabelValues("error")
+	m.lastSweep = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "creditd_sweeper_last_success_timestamp_seconds",
+		Help: "When the sweeper last finished a round without error (Unix seconds); alert when it falls behind.",
+	})
 	m.series.Store(&map[seriesKey]requestSeries{})
 	reg.MustRegister(m.requests, m.duration, m.groupSize, m.groupDuration, groups,
-		m.attemptDuration, attempts, m.outboxLag)
+		m.attemptDuration, attempts, m.outboxLag, sweeps, m.lastSweep)
 	return m
 }
 
@@ -168,6 +180,16 @@ func normalMethod(m string) string {
 		return m
 	}
 	return "other"
+}
+
+// Swept records one round of the sweeper (jobs.Sweeper's Observe).
+func (m *Metrics) Swept(at time.Time, err error) {
+	if err != nil {
+		m.sweepsFailed.Inc()
+		return
+	}
+	m.sweepsOK.Inc()
+	m.lastSweep.Set(float64(at.UnixMilli()) / 1000)
 }
 
 // GroupCommitted records one group-commit transaction (ledger's Observer).
