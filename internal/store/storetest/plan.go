@@ -33,7 +33,7 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"customers":        {[]string{"tenant_id", "env"}, []string{"id", "external_id"}},
 	"blocks":           {[]string{"tenant_id", "env", "customer_id"}, nil},
 	"ledger_entries":   {[]string{"tenant_id", "env", "customer_id"}, nil},
-	"usage_events":     {[]string{"tenant_id", "env", "customer_id"}, nil},
+	"usage_events":     {[]string{"tenant_id", "env", "id"}, nil},                     // read by its id only (the ledger's metadata)
 	"plan_purchases":   {[]string{"tenant_id", "env"}, []string{"id", "customer_id"}}, // GET /v1/plan-purchases/{id} names no customer
 	"transactions":     {[]string{"tenant_id", "env", "id"}, nil},
 	"reservations":     {[]string{"tenant_id", "env"}, []string{"id", "customer_id", "status"}}, // GET /v1/reservations may name a status only
