@@ -124,8 +124,22 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 
 func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, externalIDs []string) (map[string]string, error) {
 	out := make(map[string]string, len(externalIDs))
+	missing := externalIDs
+	if c.cache != nil {
+		missing = nil
+		for _, ext := range externalIDs {
+			if id, ok := c.cache.ext[cacheKey{s, ext}]; ok {
+				out[ext] = id
+			} else {
+				missing = append(missing, ext)
+			}
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+	}
 	err := c.inList(ctx, `SELECT external_id, id FROM customers WHERE tenant_id = ? AND env = ? AND external_id IN (%s)`,
-		[]any{s.TenantID, s.Env}, externalIDs, nil, func(sc scanner) error {
+		[]any{s.TenantID, s.Env}, missing, nil, func(sc scanner) error {
 			var ext, id string
 			if err := sc.Scan(&ext, &id); err != nil {
 				return err
@@ -140,8 +154,39 @@ func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, external
 }
 
 // AccountsLoad takes no row locks: the IMMEDIATE transaction holds the
-// database's single write lock.
+// database's single write lock. Accounts the writer's cache holds come from
+// it; the others are read, and staged into it.
 func (c conn) AccountsLoad(ctx context.Context, keys []store.CustomerKey) ([]store.AccountRow, error) {
+	if c.cache == nil {
+		return c.accountsRead(ctx, keys)
+	}
+	var out []store.AccountRow
+	var missing []store.CustomerKey
+	seen := make(map[cacheKey]bool, len(keys))
+	for _, k := range keys {
+		ck := cacheKey{k.Scope, k.CustomerID}
+		if seen[ck] {
+			continue
+		}
+		seen[ck] = true
+		if r, ok := c.cache.row(ck); ok {
+			out = append(out, r)
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	read, err := c.accountsRead(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	c.cache.loaded(read)
+	return append(out, read...), nil
+}
+
+func (c conn) accountsRead(ctx context.Context, keys []store.CustomerKey) ([]store.AccountRow, error) {
 	var out []store.AccountRow
 	scopes, m := byScope(keys, func(r store.CustomerKey) store.Scope { return r.Scope }, func(r store.CustomerKey) string { return r.CustomerID })
 	for _, s := range scopes {
@@ -313,7 +358,13 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("insert idempotency keys: %w", err)
 	}
-	return c.webhookEventsInsert(ctx, s, w.Events)
+	if err := c.webhookEventsInsert(ctx, s, w.Events); err != nil {
+		return err
+	}
+	if c.cache != nil {
+		c.cache.wrote(w)
+	}
+	return nil
 }
 
 // insertRows writes rows in multi-row statements of the chunk sizes, and

@@ -47,6 +47,7 @@ type DB struct {
 	wmu    sync.Mutex
 	writer *sql.Conn
 	wstmts *stmtCache
+	wcache *accountCache // the accounts as committed, for the writer (cache.go)
 
 	// readers run the read transactions (Read), each with its statements.
 	readers  chan *reader
@@ -132,7 +133,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	db := &DB{conn: conn{q: read}, path: path, write: write, read: read, writer: writer, wstmts: newStmtCache(writer), stop: make(chan struct{}), stopped: make(chan struct{})}
+	db := &DB{conn: conn{q: read}, path: path, write: write, read: read, writer: writer, wstmts: newStmtCache(writer), wcache: newAccountCache(), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := db.openReaders(path, max(4, runtime.NumCPU())); err != nil {
 		write.Close()
 		read.Close()
@@ -262,6 +263,7 @@ func (db *DB) Transact(ctx context.Context, fn func(store.Q) error) (err error) 
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			db.wcache.abandon(true)
 			db.rollback(ctx)
 			panic(p)
 		}
@@ -269,12 +271,19 @@ func (db *DB) Transact(ctx context.Context, fn func(store.Q) error) (err error) 
 			db.rollback(ctx)
 		}
 	}()
-	if err := fn(conn{q: db.writer, inTx: true, stmts: db.wstmts}); err != nil {
+	c := conn{q: db.writer, inTx: true, stmts: db.wstmts, cache: db.wcache}
+	if err := db.wcache.begin(ctx, c); err != nil {
+		return fmt.Errorf("sqlite: %w", interpretError(err))
+	}
+	if err := fn(c); err != nil {
+		db.wcache.abandon(false)
 		return err
 	}
 	if _, err := db.writer.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		db.wcache.abandon(true)
 		return fmt.Errorf("sqlite: commit: %w", interpretError(err))
 	}
+	db.wcache.commit()
 	return nil
 }
 
@@ -315,8 +324,9 @@ type querier interface {
 // conn implements store.Q on a pool (reads) or a transaction.
 type conn struct {
 	q     querier
-	inTx  bool       // a write transaction, on the writer connection
-	stmts *stmtCache // the writer's statements; nil on the read pool
+	inTx  bool          // a write transaction, on the writer connection
+	stmts *stmtCache    // the writer's statements; nil on the read pool
+	cache *accountCache // the writer's accounts; nil outside a write transaction
 }
 
 // interpretError turns driver errors into the store's, by code.
