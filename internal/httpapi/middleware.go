@@ -37,7 +37,7 @@ func public(u *url.URL) bool {
 	if path.Clean(p) != p || path.Clean(u.EscapedPath()) != u.EscapedPath() {
 		return false
 	}
-	if p == "/healthz" || p == "/readyz" || p == "/metrics" {
+	if p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/openapi.json" || p == "/docs" {
 		return true
 	}
 	slug, ok := strings.CutPrefix(p, "/problems/")
