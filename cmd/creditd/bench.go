@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/creditd/creditd/client"
 )
 
 // benchMetric prices every bench event at 1 mc per unit, so a customer's
@@ -180,24 +181,23 @@ func newBencher(c benchConfig) (*bencher, error) {
 }
 
 // runSetup creates the metric and its rule and grants every customer
-// benchGrant. Fixed idempotency keys make it safe to rerun on the same
-// database: a second run replays the first's answers and grants nothing.
+// benchGrant, through package client (which retries a 503 or a dropped
+// connection under the same key). Fixed idempotency keys make it safe to
+// rerun on the same database: a second run replays the first's answers and
+// grants nothing.
 func (b *bencher) runSetup(ctx context.Context, stderr io.Writer) error {
-	status, body, err := b.post(ctx, "/v1/billable-metrics", "bench-setup-metric",
-		`{"key":"`+benchMetric+`","name":"bench"}`)
-	if err != nil {
+	// The setup shares the workers' transport: no proxy, no gzip.
+	cl := client.New(b.cfg.url, b.cfg.key, client.WithHTTPClient(&http.Client{Transport: b.tr}),
+		client.WithUserAgent("creditd-bench"))
+	_, err := cl.CreateMetric(ctx, client.MetricRequest{WriteOptions: client.WriteOptions{IdempotencyKey: "bench-setup-metric"},
+		Key: benchMetric, Name: "bench"})
+	if err != nil && client.ErrorCode(err) != client.CodeMetricExists {
 		return err
 	}
-	if status != http.StatusCreated && !(status == http.StatusConflict && bytes.Contains(body, []byte("metric-exists"))) {
-		return httpError("POST /v1/billable-metrics", status, body)
-	}
-	status, body, err = b.post(ctx, "/v1/metering-rules", "bench-setup-rule",
-		`{"billable_metric_key":"`+benchMetric+`","cost_type":"per_unit","unit_cost":1}`)
+	_, err = cl.CreateRule(ctx, client.RuleRequest{WriteOptions: client.WriteOptions{IdempotencyKey: "bench-setup-rule"},
+		BillableMetricKey: benchMetric, CostType: client.CostPerUnit, UnitCost: new(int64(1))})
 	if err != nil {
 		return err
-	}
-	if status/100 != 2 {
-		return httpError("POST /v1/metering-rules", status, body)
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -211,13 +211,10 @@ func (b *bencher) runSetup(ctx context.Context, stderr io.Writer) error {
 				if i >= b.cfg.customers {
 					return
 				}
-				status, body, err := b.post(ctx, "/v1/topup/grant", "bench-grant-"+strconv.Itoa(i),
-					`{"external_customer_id":"`+b.ids[i]+`","credits":`+strconv.Itoa(benchGrant)+`,"source":"topup"}`)
-				if err == nil && status/100 != 2 {
-					err = httpError("POST /v1/topup/grant for "+b.ids[i], status, body)
-				}
+				_, err := cl.Grant(ctx, client.GrantRequest{WriteOptions: client.WriteOptions{IdempotencyKey: "bench-grant-" + strconv.Itoa(i)},
+					ExternalCustomerID: b.ids[i], Credits: benchGrant, Source: "topup"})
 				if err != nil {
-					cancel(err)
+					cancel(fmt.Errorf("grant for %s: %w", b.ids[i], err))
 					return
 				}
 				granted.Add(1)
@@ -234,28 +231,6 @@ func (b *bencher) runSetup(ctx context.Context, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "bench: setup done: metric %s, rule 1 mc per unit, %d customers granted\n", benchMetric, b.cfg.customers)
 	return nil
-}
-
-// post sends one setup request; the measured requests go through worker.do.
-func (b *bencher) post(ctx context.Context, path, idemKey, body string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.cfg.url+path, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("X-API-Key", b.cfg.key)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", idemKey)
-	res, err := b.tr.RoundTrip(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("POST %s: %w", path, err)
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	return res.StatusCode, out, err
-}
-
-func httpError(what string, status int, body []byte) error {
-	return fmt.Errorf("%s: %d %s", what, status, bytes.TrimSpace(body))
 }
 
 // every calls f once a period with the time since it was started, until the

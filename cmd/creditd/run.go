@@ -38,6 +38,28 @@ Usage:
                                      throughput, latency percentiles and errors
                                      (creditd bench -h lists every flag)
 
+Commands over a running server's API (--url, --key; --help on each for all
+its flags; amounts in millicredits, --credits for credits; --json prints the
+API's JSON; a customer is --customer-id ID or --external-id EXT):
+  creditd customers list [--limit N] [--cursor C] [--all]
+                                     list the customers, one page or --all
+  creditd customers get CUSTOMER     show one customer
+  creditd grant CUSTOMER --amount MC [--priority P] [--expires-in D |
+                --expires-at T] [--source S] [--reason R] [--price-paid N
+                --currency C] [--metadata JSON] [--idempotency-key K]
+                                     grant a credit block (creates an unknown
+                                     --external-id)
+  creditd balance CUSTOMER [--blocks]
+                                     show the balance, and the live blocks in
+                                     burn order
+  creditd ledger CUSTOMER [--type T] [--limit N] [--cursor C] [--all]
+                                     list the ledger, newest entry first
+  creditd usage CUSTOMER --metric KEY --units N [--metadata JSON]
+                [--idempotency-key K]
+                                     record a usage event; refused with what is
+                                     required and available when it costs more
+                                     than the effective balance
+
 Configuration (flags of serve override the environment):
   CREDITD_ADDR            listen address (default 127.0.0.1:8080)
   CREDITD_DATABASE_URL    database: a path or sqlite:PATH (default ./creditd.db),
@@ -67,6 +89,10 @@ Configuration (flags of serve override the environment):
 Configuration of bench:
   CREDITD_BENCH_URL       the server to load (default http://127.0.0.1:8080)
   CREDITD_API_KEY         the API key bench sends (or --key)
+
+Configuration of the API commands (customers, grant, balance, ledger, usage):
+  CREDITD_URL             the server (default http://127.0.0.1:8080; or --url)
+  CREDITD_API_KEY         the API key they send (or --key)
 `
 
 // run is the whole program; main only wires it to the process.
@@ -86,6 +112,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return plans(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], getenv, stdout, stderr)
+	case "customers":
+		return customersCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "grant":
+		return grantCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "balance":
+		return balanceCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "ledger":
+		return ledgerCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "usage":
+		return usageCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
