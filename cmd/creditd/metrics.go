@@ -1,6 +1,8 @@
 package main
 
 import (
+	"database/sql"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,8 +14,8 @@ import (
 // newMetrics makes the registry /metrics serves, one per serve (never the
 // global default: the tests run several servers in one process), with the
 // process's and the Go runtime's metrics, creditd's own, and the
-// PostgreSQL pool's use when st has a pool. The SQLite store keeps its
-// connection pools to itself, so they are not measured.
+// database's connection pools: pgxpool's on PostgreSQL, database/sql's
+// (go_sql_*{db_name="sqlite_write|sqlite_read|sqlite_readers"}) on SQLite.
 func newMetrics(st store.Store) (*prometheus.Registry, *metrics.Metrics) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -22,6 +24,11 @@ func newMetrics(st store.Store) (*prometheus.Registry, *metrics.Metrics) {
 	)
 	if p, ok := st.(interface{ Pool() *pgxpool.Pool }); ok {
 		reg.MustRegister(metrics.NewPoolCollector(p.Pool()))
+	}
+	if p, ok := st.(interface{ Pools() map[string]*sql.DB }); ok {
+		for name, db := range p.Pools() {
+			reg.MustRegister(collectors.NewDBStatsCollector(db, "sqlite_"+name))
+		}
 	}
 	return reg, metrics.New(reg)
 }

@@ -204,6 +204,13 @@ func testMetrics(t *testing.T, backend, databaseURL string) {
 		}
 	case pool:
 		t.Error("creditd_db_pool_* metrics on SQLite, which has no pgx pool")
+	default:
+		// database/sql's statistics of the three SQLite pools.
+		for _, name := range []string{"sqlite_write", "sqlite_read", "sqlite_readers"} {
+			if got := sample(fams, "go_sql_max_open_connections", "db_name", name); got < 1 {
+				t.Errorf("go_sql_max_open_connections{db_name=%q} = %v, want the pool's bound", name, got)
+			}
+		}
 	}
 	s.mustStop(t)
 }

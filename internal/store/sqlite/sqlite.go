@@ -231,6 +231,14 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// Pools names the store's connection pools, for their statistics
+// (database/sql's DBStats: open, in use, idle, waits): "write" (the writer
+// and the checkpointer), "read" (reads outside a transaction) and "readers"
+// (the held read transactions).
+func (db *DB) Pools() map[string]*sql.DB {
+	return map[string]*sql.DB{"write": db.write, "read": db.read, "readers": db.readPool}
+}
+
 // Close closes both connection pools. Closing again does nothing.
 func (db *DB) Close() error {
 	if !db.closing.CompareAndSwap(false, true) {
