@@ -64,6 +64,13 @@ func bootstrap(ctx context.Context, st store.Store, given string, now time.Time,
 	var created []string
 	err := st.Transact(ctx, func(q store.Q) error {
 		created = nil
+		// Instances started together on one empty database must not each
+		// make a tenant: the first takes this lock (a transaction-scoped
+		// advisory lock on PostgreSQL; SQLite's write transaction already
+		// serializes), the others then count its keys.
+		if err := q.IdempotencyLockAll(ctx, []store.IdemKey{{Key: "creditd:bootstrap"}}); err != nil {
+			return err
+		}
 		n, err := q.APIKeyCount(ctx)
 		if err != nil || n > 0 {
 			return err
