@@ -190,9 +190,9 @@ func runWebhookLoad(t *testing.T, c *cluster) {
 	recv := webhooktest.New(t, webhookSecret)
 	configureWebhooks(t, c.api, c.insts[0].base, recv.URL)
 	n := webhookLoad(t, c, "load")
-	evs := waitEvents(t, recv, n, 3*time.Minute)
+	waitEvents(t, recv, n, 3*time.Minute)
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
-	evs = recv.Events()
+	evs := recv.Events()
 	if len(evs) != n {
 		t.Errorf("receiver accepted %d deliveries, want %d: one per event", len(evs), n)
 	}
