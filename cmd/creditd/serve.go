@@ -72,7 +72,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sweeper := &jobs.Sweeper{Service: svc, Interval: c.sweep, Log: log, Observe: m.Swept}
+	sweeper := &jobs.Sweeper{Service: svc, Interval: c.sweep, Log: log, WebhookRetention: wh.retention, Observe: m.Swept}
 	done, dispatched := make(chan struct{}), make(chan struct{})
 	go func() { defer close(done); sweeper.Run(ctx) }()
 	// The dispatcher stops last, after the HTTP server: a delivery cut short

@@ -18,6 +18,9 @@ type webhookConfig struct {
 	workers     int
 	poll        time.Duration
 	lease       time.Duration
+	// retention is how long delivered and failed events are kept; 0 keeps
+	// them forever.
+	retention time.Duration
 }
 
 func (w *webhookConfig) flags(fs *flag.FlagSet, getenv func(string) string) {
@@ -50,6 +53,11 @@ func (w *webhookConfig) flags(fs *flag.FlagSet, getenv func(string) string) {
 		lease = -1
 	}
 	fs.DurationVar(&w.lease, "webhook-lease", lease, "how long an instance holds a customer's webhook queue: a crashed instance's undelivered events go out this long after it died, at least 2×timeout+5s (CREDITD_WEBHOOK_LEASE)")
+	retention, err := time.ParseDuration(env("CREDITD_WEBHOOK_RETENTION", "720h"))
+	if err != nil || retention < 0 {
+		retention = -1
+	}
+	fs.DurationVar(&w.retention, "webhook-retention", retention, "how long delivered and failed webhook events and their attempts are kept; 0 keeps them forever (CREDITD_WEBHOOK_RETENTION)")
 	fs.DurationVar(&w.poll, "webhook-poll", poll, "how often to look for due webhooks (retries, other instances' events) besides this instance's commits (CREDITD_WEBHOOK_POLL)")
 }
 
@@ -65,6 +73,8 @@ func (w *webhookConfig) dispatcher(log *slog.Logger) (*webhook.Dispatcher, error
 		return nil, fmt.Errorf("CREDITD_WEBHOOK_POLL must be a positive duration such as 1s")
 	case w.lease <= 0:
 		return nil, fmt.Errorf("CREDITD_WEBHOOK_LEASE must be a positive duration such as 1m")
+	case w.retention < 0:
+		return nil, fmt.Errorf("CREDITD_WEBHOOK_RETENTION must be a duration such as 720h, or 0 to keep webhook events forever")
 	}
 	schedule := webhook.DefaultSchedule()
 	if w.schedule != "" {

@@ -1,6 +1,7 @@
 // Package jobs runs creditd's background work: recording expiries that fell
 // due (so that the ledger shows them without waiting for the customer's next
-// write) and deleting idempotency records past their 24 hours.
+// write), deleting idempotency records past their 24 hours, and deleting
+// webhook events past their retention.
 package jobs
 
 import (
@@ -14,11 +15,15 @@ import (
 // batch is how many customers one sweep query returns.
 const batch = 100
 
-// Sweeper records due expiries and purges lapsed idempotency records.
+// Sweeper records due expiries and purges lapsed idempotency records and
+// old webhook events.
 type Sweeper struct {
 	Service  *ledger.Service
 	Interval time.Duration
 	Log      *slog.Logger
+	// WebhookRetention is how long delivered and failed webhook events are
+	// kept; 0 keeps them forever.
+	WebhookRetention time.Duration
 	// Observe, when set, hears the end of each round, with its first error.
 	Observe func(at time.Time, err error)
 }
@@ -37,7 +42,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 }
 
-// Sweep does one round: every customer with a due expiry, then the purge.
+// Sweep does one round: every customer with a due expiry, then the purges.
 func (s *Sweeper) Sweep(ctx context.Context) {
 	err := s.sweep(ctx)
 	if s.Observe != nil && ctx.Err() == nil {
@@ -61,15 +66,32 @@ func (s *Sweeper) sweep(ctx context.Context) error {
 			break
 		}
 	}
+	// The purges are independent: one failing does not keep the other from
+	// its round. The round's error is the first.
+	var first error
 	n, err := s.Service.PurgeIdempotency(ctx)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
 			s.Log.ErrorContext(ctx, "idempotency purge", "err", err)
 		}
-		return err
+		first = err
 	case n > 0:
 		s.Log.InfoContext(ctx, "purged idempotency records", "count", n)
 	}
-	return nil
+	if s.WebhookRetention > 0 && ctx.Err() == nil {
+		n, err := s.Service.PurgeWebhooks(ctx, s.WebhookRetention)
+		if n > 0 {
+			s.Log.InfoContext(ctx, "purged webhook events", "count", n)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.ErrorContext(ctx, "webhook purge", "err", err)
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }

@@ -146,3 +146,58 @@ func (c Redeliver) apply(ctx context.Context, g *group, req Request) (Response, 
 	status, body, err := c.Encode(WebhookEventView{WebhookEvent: ev, Attempts: attempts[ev.ID]})
 	return Response{Status: status, Body: body}, true, err
 }
+
+// webhookPurgeBatch is how many events one purge transaction deletes: short
+// enough not to hold the writers up.
+const webhookPurgeBatch = 500
+
+// PurgeWebhooks deletes the delivered and failed events (never pending ones)
+// made more than retention ago, with their attempts, in every scope, and
+// returns how many events it deleted. retention <= 0 keeps every event.
+func (s *Service) PurgeWebhooks(ctx context.Context, retention time.Duration) (int64, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	return s.purgeWebhooks(ctx, s.clock().Add(-retention), webhookPurgeBatch)
+}
+
+// purgeWebhooks deletes the events made before before, scope by scope, in
+// transactions of up to limit events each, until a batch finds fewer.
+func (s *Service) purgeWebhooks(ctx context.Context, before time.Time, limit int) (int64, error) {
+	scopes, err := func() ([]store.Scope, error) {
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
+		return s.store.WebhookScopes(ctx)
+	}()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, scope := range scopes {
+		for {
+			n, err := s.purgeWebhookBatch(ctx, scope, before, limit)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < int64(limit) {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// purgeWebhookBatch is one batch of purgeWebhooks, in a transaction of its
+// own under the service's deadline.
+func (s *Service) purgeWebhookBatch(ctx context.Context, scope store.Scope, before time.Time, limit int) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var n int64
+	err := s.store.Transact(ctx, func(q store.Q) error {
+		var err error
+		n, err = q.WebhookPurge(ctx, scope, before, limit)
+		return err
+	})
+	return n, err
+}

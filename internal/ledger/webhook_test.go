@@ -180,3 +180,67 @@ func TestEventsOfReservationsExpiriesPurchasesAndTransactions(t *testing.T) {
 		}
 	})
 }
+
+// deliverAll marks every due event delivered, through the dispatcher's
+// service methods, at the service's clock.
+func (f *fixture) deliverAll(t *testing.T) {
+	t.Helper()
+	ctx, now := t.Context(), f.clock.Now()
+	queues, err := f.svc.WebhookClaim(ctx, "test", now, now.Add(time.Minute), 100, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		for _, ev := range q.Events {
+			ev.Status, ev.Tries, ev.Attempts, ev.UpdatedAt, ev.DeliveredAt = store.WebhookDelivered, ev.Tries+1, ev.Attempts+1, now, now
+			a := store.WebhookAttempt{EventID: ev.ID, At: now, StatusCode: 200, Duration: time.Millisecond}
+			if err := f.svc.WebhookAttempted(ctx, q.Scope, "test", now, now.Add(time.Minute), ev, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.svc.WebhookRelease(ctx, q.Scope, q.CustomerID, "test", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The purge deletes delivered events with their attempts, batch after
+// batch, and leaves a pending one of the same age.
+func TestPurgeWebhooksInBatches(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f *fixture) {
+		ctx := t.Context()
+		f.withWebhooks(t, nil)
+		for i := range 5 {
+			f.grant(t, scope, "g"+string(rune('a'+i)), "ada", 100)
+		}
+		f.deliverAll(t)
+		f.grant(t, scope, "g-pending", "ada", 100)
+		count := func(status string) int {
+			t.Helper()
+			views, err := f.svc.WebhookEvents(ctx, scope, status, "", store.Page{Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(views)
+		}
+		if d, p := count(store.WebhookDelivered), count(store.WebhookPending); d != 5 || p != 1 {
+			t.Fatalf("before the purge: %d delivered, %d pending; want 5 and 1", d, p)
+		}
+
+		if n, err := f.svc.PurgeWebhooks(ctx, 0); n != 0 || err != nil || count(store.WebhookDelivered) != 5 {
+			t.Fatalf("PurgeWebhooks(retention 0) = %d, %v, leaving %d delivered; want nothing purged", n, err, count(store.WebhookDelivered))
+		}
+		// Ids are made from the real time: every event so far is older
+		// than a cutoff just ahead of it. A limit of 2 takes three batches.
+		n, err := f.svc.purgeWebhooks(ctx, time.Now().Add(time.Millisecond), 2)
+		if err != nil || n != 5 {
+			t.Fatalf("purgeWebhooks(limit 2) = %d, %v; want 5", n, err)
+		}
+		if d, p := count(store.WebhookDelivered), count(store.WebhookPending); d != 0 || p != 1 {
+			t.Errorf("after the purge: %d delivered, %d pending; want 0 and 1", d, p)
+		}
+		if got := f.sum(t, `SELECT count(*) FROM webhook_attempts`); got != 0 {
+			t.Errorf("attempts after the purge = %d, want 0", got)
+		}
+	})
+}

@@ -108,4 +108,14 @@ type WebhookQ interface {
 	WebhookAttempts(ctx context.Context, s Scope, eventIDs []string) (map[string][]WebhookAttempt, error)
 	// WebhookHealth counts the scope's events (see WebhookHealth).
 	WebhookHealth(ctx context.Context, s Scope, since time.Time) (WebhookHealth, error)
+
+	// WebhookPurge deletes up to limit of the scope's delivered and failed
+	// events made before before (their ids below ids.Floor(ids.Webhook,
+	// before)), delivered ones first, each status oldest first, with their
+	// attempts, and returns how many events it deleted. Pending events are
+	// never deleted: they are still to be delivered. Inside Transact only.
+	WebhookPurge(ctx context.Context, s Scope, before time.Time, limit int) (int64, error)
+	// WebhookScopes lists the scopes that may have events: those with
+	// settings, as events are made only for a scope with a webhook target.
+	WebhookScopes(ctx context.Context) ([]Scope, error)
 }

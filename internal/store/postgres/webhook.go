@@ -381,6 +381,66 @@ func (c conn) WebhookHealth(ctx context.Context, s store.Scope, since time.Time)
 	return h, nil
 }
 
+// WebhookPurge selects the ids to delete with one statement per status, so
+// that each is a range of the (tenant_id, env, status, id) index bounded by
+// its LIMIT, however many events are kept. The delete checks the status
+// again: a redelivery that committed after the select made the event
+// pending, and READ COMMITTED rechecks the condition on the row it waited
+// for. Attempts go only with the events deleted; a pending event's attempts
+// are written with its update, which the delete's row lock orders.
+func (c conn) WebhookPurge(ctx context.Context, s store.Scope, before time.Time, limit int) (int64, error) {
+	if !c.inTx {
+		return 0, fmt.Errorf("webhook purge outside a transaction")
+	}
+	floor := ids.Floor(ids.Webhook, before)
+	var purge []string
+	for _, status := range []string{store.WebhookDelivered, store.WebhookFailed} {
+		if len(purge) >= limit {
+			break
+		}
+		rows, err := c.q.Query(ctx, `SELECT id FROM webhook_events WHERE tenant_id = $1 AND env = $2 AND status = $3 AND id < $4
+			ORDER BY id LIMIT $5`, s.TenantID, s.Env, status, floor, limit-len(purge))
+		got, err := collect(rows, err, "select webhook events to purge", func(sc scanner) (string, error) {
+			var id string
+			err := sc.Scan(&id)
+			return id, err
+		})
+		if err != nil {
+			return 0, err
+		}
+		purge = append(purge, got...)
+	}
+	if len(purge) == 0 {
+		return 0, nil
+	}
+	rows, err := c.q.Query(ctx, `DELETE FROM webhook_events WHERE tenant_id = $1 AND env = $2 AND id = ANY ($3::text[])
+		AND status <> 'pending' RETURNING id`, s.TenantID, s.Env, purge)
+	deleted, err := collect(rows, err, "purge webhook events", func(sc scanner) (string, error) {
+		var id string
+		err := sc.Scan(&id)
+		return id, err
+	})
+	if err != nil || len(deleted) == 0 {
+		return 0, err
+	}
+	_, err = c.q.Exec(ctx, `DELETE FROM webhook_attempts WHERE tenant_id = $1 AND env = $2 AND event_id = ANY ($3::text[])`,
+		s.TenantID, s.Env, deleted)
+	if err != nil {
+		return 0, fmt.Errorf("purge webhook attempts: %w", interpretError(err))
+	}
+	return int64(len(deleted)), nil
+}
+
+// WebhookScopes reads every row of tenant_configs: one per configured scope.
+func (c conn) WebhookScopes(ctx context.Context) ([]store.Scope, error) {
+	rows, err := c.q.Query(ctx, `SELECT tenant_id, env FROM tenant_configs ORDER BY tenant_id, env`)
+	return collect(rows, err, "select webhook scopes", func(sc scanner) (store.Scope, error) {
+		var s store.Scope
+		err := sc.Scan(&s.TenantID, &s.Env)
+		return s, err
+	})
+}
+
 // scanWebhookEvent reads webhookEventColumns.
 func scanWebhookEvent(r scanner) (store.WebhookEvent, error) {
 	var e store.WebhookEvent

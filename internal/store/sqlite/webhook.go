@@ -323,6 +323,61 @@ func (c conn) WebhookHealth(ctx context.Context, s store.Scope, since time.Time)
 	return h, nil
 }
 
+// WebhookPurge selects the ids to delete with one statement per status, so
+// that each is a range of the (tenant_id, env, status, id) index bounded by
+// its LIMIT, however many events are kept. A seq freed by the purge of the
+// newest event may be handed out again: seq only orders the events that
+// exist together, and every event left is older.
+func (c conn) WebhookPurge(ctx context.Context, s store.Scope, before time.Time, limit int) (int64, error) {
+	if !c.inTx {
+		return 0, fmt.Errorf("webhook purge outside a transaction")
+	}
+	floor := ids.Floor(ids.Webhook, before)
+	var purge []string
+	for _, status := range []string{store.WebhookDelivered, store.WebhookFailed} {
+		if len(purge) >= limit {
+			break
+		}
+		rows, err := c.query(ctx, `SELECT id FROM webhook_events WHERE tenant_id = ? AND env = ? AND status = ? AND id < ?
+			ORDER BY id LIMIT ?`, s.TenantID, s.Env, status, floor, limit-len(purge))
+		got, err := collect(rows, err, "select webhook events to purge", func(sc scanner) (string, error) {
+			var id string
+			err := sc.Scan(&id)
+			return id, err
+		})
+		if err != nil {
+			return 0, err
+		}
+		purge = append(purge, got...)
+	}
+	if len(purge) == 0 {
+		return 0, nil
+	}
+	err := c.inList(ctx, `DELETE FROM webhook_attempts WHERE tenant_id = ? AND env = ? AND event_id IN (%s)`,
+		[]any{s.TenantID, s.Env}, purge, nil, func(scanner) error { return nil })
+	if err != nil {
+		return 0, fmt.Errorf("purge webhook attempts: %w", err)
+	}
+	// RETURNING counts the rows: inList runs its statements as queries.
+	var n int64
+	err = c.inList(ctx, `DELETE FROM webhook_events WHERE tenant_id = ? AND env = ? AND id IN (%s) RETURNING id`,
+		[]any{s.TenantID, s.Env}, purge, nil, func(scanner) error { n++; return nil })
+	if err != nil {
+		return 0, fmt.Errorf("purge webhook events: %w", err)
+	}
+	return n, nil
+}
+
+// WebhookScopes reads every row of tenant_configs: one per configured scope.
+func (c conn) WebhookScopes(ctx context.Context) ([]store.Scope, error) {
+	rows, err := c.query(ctx, `SELECT tenant_id, env FROM tenant_configs ORDER BY tenant_id, env`)
+	return collect(rows, err, "select webhook scopes", func(sc scanner) (store.Scope, error) {
+		var s store.Scope
+		err := sc.Scan(&s.TenantID, &s.Env)
+		return s, err
+	})
+}
+
 // scanWebhookEvent reads webhookEventColumns.
 func scanWebhookEvent(r scanner) (store.WebhookEvent, error) {
 	var e store.WebhookEvent

@@ -81,6 +81,8 @@ var planAllowed = []struct {
 	{"a webhook lease is checked on its queue's row, found by its whole primary key: the owner is a filter on one row",
 		`^UPDATE webhook_queues SET next_attempt_at = (\?|\$\d+) WHERE tenant_id = (\?|\$1) AND env = (\?|\$2) AND customer_id = (\?|\$3) AND lease_owner = `,
 		"webhook_queues", "webhook_queues_pkey|PRIMARY KEY"},
+	{"the webhook purge lists the configured scopes, one row each: events are made only for a scope with settings, and there are few",
+		`^SELECT tenant_id, env FROM tenant_configs ORDER BY tenant_id, env$`, "tenant_configs", "*"},
 	{"the idempotency purge deletes by age across every tenant",
 		`^DELETE FROM idempotency_keys WHERE created_at <`, "idempotency_keys", "idempotency_keys_created"},
 	{"the oldest tenant is read once at start; a self-hosted server has one",

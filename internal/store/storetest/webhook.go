@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -265,5 +266,104 @@ func testWebhook(t *testing.T, open func(t *testing.T) store.Store) {
 		h, err = s.WebhookHealth(ctx, newScope(t, s), since)
 		wantNoErr(t, "WebhookHealth(another tenant)", err)
 		wantSame(t, "WebhookHealth(another tenant)", h, store.WebhookHealth{Since: since})
+	})
+
+	t.Run("Purge", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc := newScope(t, s)
+		testEnv := store.Scope{TenantID: sc.TenantID, Env: "test"}
+		a, b := newCustomer(t, s, sc), newCustomer(t, s, sc)
+		cutoff := at(time.Hour)
+
+		d1, d2 := newWebhookEvent(a.ID, "credit.granted", at(time.Second), 1), newWebhookEvent(b.ID, "credit.granted", at(2*time.Second), 2)
+		f1 := newWebhookEvent(a.ID, "balance.low", at(3*time.Second), 3)
+		stillPending := newWebhookEvent(b.ID, "balance.low", at(4*time.Second), 4)
+		edge := newWebhookEvent(a.ID, "credit.granted", cutoff, 5) // made as the cutoff: kept
+		recent := newWebhookEvent(b.ID, "credit.granted", at(2*time.Hour), 6)
+		theirs := newWebhookEvent(a.ID, "credit.granted", at(time.Second), 7)
+		emit(t, s, sc, d1, d2, f1, stillPending, edge, recent)
+		emit(t, s, testEnv, theirs)
+		dispatch(t, s, at(3*time.Hour), at(4*time.Hour), outcomes(map[string]string{
+			d1.ID: store.WebhookDelivered, d2.ID: store.WebhookDelivered, f1.ID: store.WebhookFailed,
+			edge.ID: store.WebhookDelivered, recent.ID: store.WebhookDelivered, theirs.ID: store.WebhookDelivered,
+		}))
+		old := []store.WebhookEvent{d1, d2, f1}
+		kept := []store.WebhookEvent{stillPending, edge, recent}
+
+		purge := func(limit int) int64 {
+			t.Helper()
+			var n int64
+			transact(t, s, func(q store.Q) error {
+				var err error
+				n, err = q.WebhookPurge(ctx, sc, cutoff, limit)
+				return err
+			})
+			return n
+		}
+		left := func() int {
+			t.Helper()
+			n := 0
+			for _, e := range old {
+				if _, err := s.WebhookGet(ctx, sc, e.ID); err == nil {
+					n++
+				}
+			}
+			return n
+		}
+		if n := purge(2); n != 2 || left() != 1 {
+			t.Fatalf("WebhookPurge(limit 2) = %d, leaving %d of 3 old events; want 2 deleted, 1 left", n, left())
+		}
+		if n := purge(10); n != 1 || left() != 0 {
+			t.Fatalf("WebhookPurge(limit 10) = %d, leaving %d old events; want 1 deleted, none left", n, left())
+		}
+		if n := purge(10); n != 0 {
+			t.Errorf("WebhookPurge(nothing old) = %d, want 0", n)
+		}
+		for _, e := range old {
+			_, err := s.WebhookGet(ctx, sc, e.ID)
+			wantErr(t, "WebhookGet(a purged event)", err, store.ErrNotFound)
+		}
+		attempts, err := s.WebhookAttempts(ctx, sc, append(idsOf(old, webhookEventID), idsOf(kept, webhookEventID)...))
+		wantNoErr(t, "WebhookAttempts", err)
+		for _, e := range old {
+			if len(attempts[e.ID]) != 0 {
+				t.Errorf("attempts of purged event %s = %+v, want none", e.ID, attempts[e.ID])
+			}
+		}
+		for _, e := range kept {
+			if _, err := s.WebhookGet(ctx, sc, e.ID); err != nil {
+				t.Errorf("WebhookGet(%s, kept) = %v", e.ID, err)
+			}
+			if len(attempts[e.ID]) != 1 {
+				t.Errorf("attempts of kept event %s = %d, want 1", e.ID, len(attempts[e.ID]))
+			}
+		}
+		if got := stored(t, s, sc, stillPending)[0]; got.Status != store.WebhookPending {
+			t.Errorf("status of the old pending event = %s, want pending", got.Status)
+		}
+		ev, err := s.WebhookGet(ctx, testEnv, theirs.ID)
+		if err != nil || ev.Status != store.WebhookDelivered {
+			t.Errorf("WebhookGet(another scope's old event) = %+v, %v; want it kept, delivered", ev, err)
+		}
+		if _, err := s.WebhookPurge(ctx, sc, at(10*time.Hour), 10); err == nil {
+			t.Error("WebhookPurge() outside a transaction succeeded, want an error")
+		}
+	})
+
+	t.Run("Scopes", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc, other, unset := newScope(t, s), newScope(t, s), newScope(t, s)
+		for _, c := range []store.Scope{sc, other} {
+			cfg := store.TenantConfig{WebhookURL: "https://example.test/hooks", WebhookSecret: []byte("0123456789abcdef"), UpdatedAt: t0}
+			mustTransact(t, s, func(q store.Q) error { return q.ConfigPut(ctx, c, cfg) })
+		}
+		got, err := s.WebhookScopes(ctx)
+		wantNoErr(t, "WebhookScopes", err)
+		has := func(want store.Scope) bool { return slices.Contains(got, want) }
+		if !has(sc) || !has(other) || has(unset) {
+			t.Errorf("WebhookScopes() = %v, want %v and %v, without %v (no settings)", got, sc, other, unset)
+		}
 	})
 }
