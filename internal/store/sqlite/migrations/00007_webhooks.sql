@@ -6,8 +6,10 @@
 -- falls due again by itself.
 --
 -- A rowid table: seq, the rowid, numbers events in commit order (the writer
--- is alone), and payloads make rows larger than WITHOUT ROWID suits. Events
--- are never deleted, so a seq is never handed out twice.
+-- is alone), and payloads make rows larger than WITHOUT ROWID suits. Only
+-- the retention purge deletes events, the oldest delivered or failed ones:
+-- a seq it frees is reused only once no newer event exists, which keeps the
+-- order among the events that do.
 CREATE TABLE webhook_events (
     seq             INTEGER PRIMARY KEY,
     tenant_id       TEXT NOT NULL,
