@@ -52,6 +52,8 @@ func (c UpdateConfig) apply(ctx context.Context, g *group, req Request) (Respons
 	if err := g.q.ConfigPut(ctx, req.Scope, cfg); err != nil {
 		return Response{}, false, fmt.Errorf("tenant config: %w", err)
 	}
+	// Changes later in this group follow the new settings.
+	g.setWebhookConfig(req.Scope, cfg)
 	status, body, err := c.Encode(cfg)
 	return Response{Status: status, Body: body}, true, err
 }

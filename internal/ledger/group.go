@@ -152,6 +152,15 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 			g.records[idemKey{r.Scope, r.Key}] = r.IdempotencyRecord
 		}
 	}
+	// Whether each scope records webhook events is known before any change
+	// is noted, so that a scope without a webhook notes nothing.
+	if g.encode != nil {
+		for _, scope := range scopes {
+			if err := g.loadWebhookConfig(ctx, scope); err != nil {
+				return err
+			}
+		}
+	}
 	var load []store.CustomerKey
 	for _, scope := range scopes {
 		var byID, externals []string
@@ -292,14 +301,8 @@ func (g *group) flush(ctx context.Context) error {
 	}
 	for _, acc := range g.touched {
 		acc.writes(w(acc.scope))
-		if g.encode == nil || len(acc.notices) == 0 {
-			continue
-		}
-		cfg, err := g.webhookConfig(ctx, acc.scope)
-		if err != nil {
-			return err
-		}
-		if cfg == nil {
+		cfg := g.configs[acc.scope]
+		if len(acc.notices) == 0 || cfg == nil {
 			continue
 		}
 		evs, err := acc.events(g, cfg, g.encode)

@@ -56,10 +56,10 @@ type ExpiredCredits struct {
 type EventEncoder func(Event) ([]byte, error)
 
 // WithWebhooks makes the service record webhook events, encoded by enc, for
-// every scope that has a webhook URL and secret configured, in the
-// transaction of the change that causes them. notify, when set, is called
-// after a commit that recorded events (the dispatcher's wake-up). Without
-// this option no events are recorded.
+// every scope that has a webhook URL and secret configured (as the change
+// finds them), in the transaction of the change that causes them. notify,
+// when set, is called after a commit that recorded events (the
+// dispatcher's wake-up). Without this option no events are recorded.
 func WithWebhooks(enc EventEncoder, notify func()) Option {
 	return func(s *Service) {
 		s.encodeEvent, s.notifyEvents = enc, notify
@@ -89,7 +89,7 @@ func (acc *account) note(g *group, ev *Event) {
 
 // noteAs records a change whose customer and effective balance are given.
 func (acc *account) noteAs(g *group, n notice) {
-	if g.encode == nil {
+	if g.encode == nil || g.configs[acc.scope] == nil {
 		return
 	}
 	if n.event != nil {
@@ -109,22 +109,28 @@ func (acc *account) effective(now time.Time) int64 {
 	return credit.Effective(live, acc.state.Account.Reserved)
 }
 
-// webhookConfig returns the scope's settings when its webhooks are on, once
-// per group.
-func (g *group) webhookConfig(ctx context.Context, scope store.Scope) (*store.TenantConfig, error) {
-	if cfg, ok := g.configs[scope]; ok {
-		return cfg, nil
+// loadWebhookConfig reads, once per group, whether the scope's webhooks are
+// on: g.configs holds its settings then, nil otherwise.
+func (g *group) loadWebhookConfig(ctx context.Context, scope store.Scope) error {
+	if _, ok := g.configs[scope]; ok {
+		return nil
 	}
 	cfg, err := g.q.ConfigGet(ctx, scope)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (cfg.WebhookURL == "" || len(cfg.WebhookSecret) == 0)) {
-		g.configs[scope] = nil
-		return nil, nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("tenant config: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("tenant config: %w", err)
+	g.setWebhookConfig(scope, cfg)
+	return nil
+}
+
+// setWebhookConfig records the scope's settings as the group's changes
+// will see them.
+func (g *group) setWebhookConfig(scope store.Scope, cfg store.TenantConfig) {
+	if cfg.WebhookURL == "" || len(cfg.WebhookSecret) == 0 {
+		g.configs[scope] = nil
+		return
 	}
 	g.configs[scope] = &cfg
-	return &cfg, nil
 }
 
 // events turns an account's notices into its webhook events, with a
