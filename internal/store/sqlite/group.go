@@ -33,10 +33,11 @@ func placeholders(rows, cols int) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 }
 
-// inList runs query, whose "IN (%s)" takes the values, once per chunk of
-// values, with before and after as the other arguments. A short last chunk
-// is padded with its first value, which changes nothing in an IN list.
-func (c conn) inList(ctx context.Context, query string, before []any, values []string, after []any, row func(scanner) error) error {
+// inChunks calls run once per chunk of values, with query's "IN (%s)"
+// sized for the chunk and before and after as the other arguments. A short
+// last chunk is padded with its first value, which changes nothing in an IN
+// list.
+func inChunks(query string, before []any, values []string, after []any, run func(query string, args []any) error) error {
 	for len(values) > 0 {
 		n := min(len(values), 64)
 		size := 64
@@ -51,7 +52,19 @@ func (c conn) inList(ctx context.Context, query string, before []any, values []s
 			args = append(args, values[min(i, n-1)])
 		}
 		args = append(args, after...)
-		rows, err := c.query(ctx, fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?, ", size), ", ")), args...)
+		if err := run(fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?, ", size), ", ")), args); err != nil {
+			return err
+		}
+		values = values[n:]
+	}
+	return nil
+}
+
+// inList runs query once per chunk of values (see inChunks), calling row
+// for each row it returns.
+func (c conn) inList(ctx context.Context, query string, before []any, values []string, after []any, row func(scanner) error) error {
+	return inChunks(query, before, values, after, func(query string, args []any) error {
+		rows, err := c.query(ctx, query, args...)
 		if err != nil {
 			return interpretError(err)
 		}
@@ -64,12 +77,17 @@ func (c conn) inList(ctx context.Context, query string, before []any, values []s
 		if err := rows.Close(); err != nil {
 			return interpretError(err)
 		}
-		if err := rows.Err(); err != nil {
-			return interpretError(err)
-		}
-		values = values[n:]
-	}
-	return nil
+		return interpretError(rows.Err())
+	})
+}
+
+// inListExec runs the statement query once per chunk of values (see
+// inChunks).
+func (c conn) inListExec(ctx context.Context, query string, before []any, values []string, after []any) error {
+	return inChunks(query, before, values, after, func(query string, args []any) error {
+		_, err := c.exec(ctx, query, args...)
+		return interpretError(err)
+	})
 }
 
 // IdempotencyLockAll is a no-op: the IMMEDIATE transaction already
@@ -261,7 +279,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	}
 	// Updates name each row by its whole primary key, joined to the VALUES
 	// list: one index search per row, one statement per chunk.
-	err := insertRows(ctx, c, `UPDATE customers SET balance = v.column2, reserved = v.column3,
+	err := insertRows(ctx, c, `UPDATE OR FAIL customers SET balance = v.column2, reserved = v.column3,
 			lifetime_earned = v.column4, version = v.column5 FROM (VALUES `, 5, w.Accounts,
 		func(a store.AccountUpdate) []any {
 			return []any{a.CustomerID, a.Account.Balance, a.Account.Reserved, a.Account.LifetimeEarned, a.Account.Version}
@@ -284,13 +302,13 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 			usedUp = append(usedUp, r)
 		}
 	}
-	err = insertRows(ctx, c, `UPDATE blocks SET remaining_amount = v.column3 FROM (VALUES `, 3, keeping,
+	err = insertRows(ctx, c, `UPDATE OR FAIL blocks SET remaining_amount = v.column3 FROM (VALUES `, 3, keeping,
 		func(r store.BlockRemaining) []any { return []any{r.CustomerID, r.BlockID, r.Remaining} },
 		`) AS v WHERE blocks.tenant_id = ? AND blocks.env = ? AND blocks.customer_id = v.column1 AND blocks.id = v.column2`, s.TenantID, s.Env)
 	if err != nil {
 		return fmt.Errorf("update blocks: %w", err)
 	}
-	err = insertRows(ctx, c, `UPDATE blocks SET remaining_amount = 0, live = 0 FROM (VALUES `, 2, usedUp,
+	err = insertRows(ctx, c, `UPDATE OR FAIL blocks SET remaining_amount = 0, live = 0 FROM (VALUES `, 2, usedUp,
 		func(r store.BlockRemaining) []any { return []any{r.CustomerID, r.BlockID} },
 		`) AS v WHERE blocks.tenant_id = ? AND blocks.env = ? AND blocks.customer_id = v.column1 AND blocks.id = v.column2`, s.TenantID, s.Env)
 	if err != nil {
@@ -298,7 +316,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	}
 	// Entries carry no metadata of their own (store.LedgerEntry): the column
 	// stays NULL, and LedgerList reads it from the reference.
-	err = insertRows(ctx, c, `INSERT INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO ledger_entries (tenant_id, env, customer_id, id, type, delta, balance_after,
 			block_id, reference_type, reference_id, idempotency_key, transaction_id, created_at) VALUES `, 13, w.Ledger,
 		func(e store.LedgerEntry) []any {
 			return []any{s.TenantID, s.Env, e.CustomerID, e.ID, string(e.Type), e.Delta, e.BalanceAfter, e.BlockID,
@@ -307,7 +325,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("append ledger entries: %w", err)
 	}
-	err = insertRows(ctx, c, `INSERT INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO usage_events (tenant_id, env, customer_id, id, metric_key, units, cost,
 			idempotency_key, metadata, created_at) VALUES `, 10, w.Usage,
 		func(e store.UsageEvent) []any {
 			return []any{s.TenantID, s.Env, e.CustomerID, e.ID, e.MetricKey, e.Units, e.Cost, e.IdempotencyKey, nullJSON(e.Metadata), ms(e.CreatedAt)}
@@ -315,7 +333,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("insert usage events: %w", err)
 	}
-	err = insertRows(ctx, c, `INSERT INTO plan_purchases (tenant_id, env, `+purchaseColumns+`) VALUES `, 14, w.Purchases,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO plan_purchases (tenant_id, env, `+purchaseColumns+`) VALUES `, 14, w.Purchases,
 		func(p store.Purchase) []any {
 			return []any{s.TenantID, s.Env, p.CustomerID, p.ID, p.PlanKey, p.OrderID, p.Price, p.Credits, p.BlockID,
 				debitsJSON(p.Debits), p.BalanceAfter, p.EffectiveBalance, nullJSON(p.Metadata), ms(p.CreatedAt)}
@@ -323,14 +341,14 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("insert plan purchases: %w", err)
 	}
-	err = insertRows(ctx, c, `INSERT INTO transactions (tenant_id, env, id, body, metadata, created_at) VALUES `, 6, w.Transactions,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO transactions (tenant_id, env, id, body, metadata, created_at) VALUES `, 6, w.Transactions,
 		func(t store.Transaction) []any {
 			return []any{s.TenantID, s.Env, t.ID, t.Body, nullJSON(t.Metadata), ms(t.CreatedAt)}
 		}, "")
 	if err != nil {
 		return fmt.Errorf("insert transactions: %w", err)
 	}
-	err = insertRows(ctx, c, `INSERT INTO reservations (tenant_id, env, `+reservationColumns+`) VALUES `, 14, w.Reservations,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO reservations (tenant_id, env, `+reservationColumns+`) VALUES `, 14, w.Reservations,
 		func(r store.Reservation) []any {
 			return []any{s.TenantID, s.Env, r.CustomerID, r.ID, r.MetricKey, r.EstimatedUnits, r.Amount, r.Status, ms(r.ExpiresAt),
 				r.CommittedAmount, r.ReleasedAmount, nullJSON(r.Metadata), ms(r.CreatedAt), ms(r.UpdatedAt)}
@@ -338,7 +356,7 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("insert reservations: %w", err)
 	}
-	err = insertRows(ctx, c, `UPDATE reservations SET status = v.column3, committed_amount = v.column4,
+	err = insertRows(ctx, c, `UPDATE OR FAIL reservations SET status = v.column3, committed_amount = v.column4,
 			released_amount = v.column5, updated_at = v.column6 FROM (VALUES `, 6, w.ReservationUpdates,
 		func(r store.Reservation) []any {
 			return []any{r.CustomerID, r.ID, r.Status, r.CommittedAmount, r.ReleasedAmount, ms(r.UpdatedAt)}
@@ -347,14 +365,23 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("update reservations: %w", err)
 	}
-	// A record older than Lapsed has lapsed: its key is free again and the new
-	// answer replaces it. A live record is a conflict: the row count tells.
-	err = insertRows(ctx, c, `INSERT INTO idempotency_keys (tenant_id, env, key, method, path, status, body, created_at) VALUES `, 8,
+	// A record older than Lapsed has lapsed: its key is free again, so it goes
+	// first and the insert meets no row. A live record is a conflict (the
+	// insert fails). No upsert: its DO UPDATE may abort halfway, which makes
+	// SQLite copy every page the statement touches into a statement journal.
+	keys := make([]string, len(w.Idempotency))
+	for i, r := range w.Idempotency {
+		keys[i] = r.Key
+	}
+	err = c.inListExec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = ? AND env = ? AND key IN (%s) AND created_at < ?`,
+		[]any{s.TenantID, s.Env}, keys, []any{ms(w.Lapsed)})
+	if err != nil {
+		return fmt.Errorf("delete lapsed idempotency keys: %w", err)
+	}
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO idempotency_keys (tenant_id, env, key, method, path, status, body, created_at) VALUES `, 8,
 		w.Idempotency, func(r store.IdempotencyRecord) []any {
 			return []any{s.TenantID, s.Env, r.Key, r.Method, r.Path, r.Status, r.Body, ms(r.CreatedAt)}
-		}, ` ON CONFLICT (tenant_id, env, key) DO UPDATE SET method = excluded.method, path = excluded.path,
-			status = excluded.status, body = excluded.body, created_at = excluded.created_at
-		WHERE idempotency_keys.created_at < ?`, ms(w.Lapsed))
+		}, ``)
 	if err != nil {
 		return fmt.Errorf("insert idempotency keys: %w", err)
 	}

@@ -43,7 +43,54 @@ func TestQueryPlans(t *testing.T) {
 		for _, p := range storetest.PlanProblems(st.Query, searches, columns) {
 			t.Errorf("%s\n\t%s", p, oneLine(st.Query))
 		}
+		if multiRowWrite(st.Query) {
+			aborts, err := mayAbort(ctx, db, st)
+			if err != nil {
+				t.Errorf("EXPLAIN %s: %v", oneLine(st.Query), err)
+			} else if aborts {
+				t.Errorf("a statement that writes many rows may abort halfway, so SQLite journals every page it touches: "+
+					"give it OR FAIL and no DO UPDATE\n\t%s", oneLine(st.Query))
+			}
+		}
 	}
+}
+
+// multiRowWrite reports whether query is one of the group commit's
+// statements, which write rows from a VALUES list: one that has more than
+// one row now, or any that says OR FAIL (the same statement cut for fewer
+// rows).
+func multiRowWrite(query string) bool {
+	q := oneLine(strings.ToUpper(query))
+	write := strings.HasPrefix(q, "INSERT") || strings.HasPrefix(q, "UPDATE")
+	return write && (strings.Contains(q, "), (") || strings.Contains(q, " OR FAIL "))
+}
+
+// mayAbort reports whether st's program has a constraint check that aborts
+// the statement (OE_Abort) rather than failing it where it stands (OE_Fail).
+// Inside a transaction SQLite gives such a statement, when it writes more
+// than one row, a statement journal holding a copy of each page it changes,
+// so that an abort can undo the rows already written; the group's statements
+// need none, since any error rolls the whole group back.
+func mayAbort(ctx context.Context, db *DB, st storetest.Statement) (bool, error) {
+	rows, err := db.writer.QueryContext(ctx, "EXPLAIN "+st.Query, st.Args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	const oeAbort = 2
+	aborts := false
+	for rows.Next() {
+		var p1, p2 int64
+		var opcode string
+		var addr, p3, p4, p5, comment any
+		if err := rows.Scan(&addr, &opcode, &p1, &p2, &p3, &p4, &p5, &comment); err != nil {
+			return false, err
+		}
+		if (opcode == "Halt" || opcode == "HaltIfNull") && p1 != 0 && p2 == oeAbort {
+			aborts = true
+		}
+	}
+	return aborts, rows.Err()
 }
 
 func openPlanDB(t *testing.T) *DB {

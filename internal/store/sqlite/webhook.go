@@ -59,7 +59,7 @@ func (c conn) webhookEventsInsert(ctx context.Context, s store.Scope, events []s
 	if len(events) == 0 {
 		return nil
 	}
-	err := upsertRows(ctx, c, `INSERT INTO webhook_queues (tenant_id, env, customer_id, next_attempt_at, lease_owner) VALUES `, 5,
+	err := upsertRows(ctx, c, `INSERT OR FAIL INTO webhook_queues (tenant_id, env, customer_id, next_attempt_at, lease_owner) VALUES `, 5,
 		webhookQueuesDue(events), func(q dueQueue) []any { return []any{s.TenantID, s.Env, q.customerID, ms(q.due), ""} },
 		` ON CONFLICT (tenant_id, env, customer_id) DO NOTHING`)
 	if err != nil {
@@ -67,7 +67,7 @@ func (c conn) webhookEventsInsert(ctx context.Context, s store.Scope, events []s
 	}
 	// One multi-row statement inserts its rows in order, so seq (the rowid)
 	// follows the slice.
-	err = insertRows(ctx, c, `INSERT INTO webhook_events (tenant_id, env, id, customer_id, type, payload, status, tries, attempts,
+	err = insertRows(ctx, c, `INSERT OR FAIL INTO webhook_events (tenant_id, env, id, customer_id, type, payload, status, tries, attempts,
 			next_attempt_at, created_at, updated_at, delivered_at) VALUES `, 13, events,
 		func(e store.WebhookEvent) []any {
 			return []any{s.TenantID, s.Env, e.ID, e.CustomerID, e.Type, payload(e.Payload), e.Status, e.Tries, e.Attempts,
@@ -109,7 +109,7 @@ func (c conn) WebhookClaim(ctx context.Context, owner string, now, leaseUntil ti
 	if err != nil || len(due) == 0 {
 		return nil, err
 	}
-	err = insertRows(ctx, c, `UPDATE webhook_queues SET next_attempt_at = v.column4, lease_owner = v.column5 FROM (VALUES `, 5, due,
+	err = insertRows(ctx, c, `UPDATE OR FAIL webhook_queues SET next_attempt_at = v.column4, lease_owner = v.column5 FROM (VALUES `, 5, due,
 		func(q claimed) []any { return []any{q.TenantID, q.Env, q.customerID, ms(leaseUntil), owner} },
 		`) AS v WHERE webhook_queues.tenant_id = v.column1 AND webhook_queues.env = v.column2
 			AND webhook_queues.customer_id = v.column3`)
