@@ -113,13 +113,16 @@ func byScope[T any](items []T, scopeOf func(T) store.Scope, value func(T) string
 	return scopes, m
 }
 
+// IdempotencyGetAll reads the keys' records, lapsed ones too: a write
+// transaction notes which keys it looked up and which of them a lapsed
+// record holds, so that WritesApply deletes those alone before it inserts.
 func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since time.Time) ([]store.IdemRecord, error) {
 	var out []store.IdemRecord
 	scopes, m := byScope(keys, func(k store.IdemKey) store.Scope { return k.Scope }, func(k store.IdemKey) string { return k.Key })
 	seen := make(map[store.IdemKey]bool)
 	for _, s := range scopes {
 		err := c.inList(ctx, `SELECT key, method, path, status, body, created_at FROM idempotency_keys
-			WHERE tenant_id = ? AND env = ? AND key IN (%s) AND created_at >= ?`, []any{s.TenantID, s.Env}, m[s], []any{ms(since)},
+			WHERE tenant_id = ? AND env = ? AND key IN (%s)`, []any{s.TenantID, s.Env}, m[s], nil,
 			func(sc scanner) error {
 				r := store.IdemRecord{Scope: s}
 				var created int64
@@ -127,7 +130,14 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 					return err
 				}
 				r.CreatedAt = fromMS(created)
-				if k := (store.IdemKey{Scope: s, Key: r.Key}); !seen[k] {
+				k := store.IdemKey{Scope: s, Key: r.Key}
+				if r.CreatedAt.Before(since) {
+					if c.keys != nil {
+						c.keys[k] = true
+					}
+					return nil
+				}
+				if !seen[k] {
 					seen[k] = true
 					out = append(out, r)
 				}
@@ -135,6 +145,13 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 			})
 		if err != nil {
 			return nil, fmt.Errorf("select idempotency keys: %w", err)
+		}
+	}
+	if c.keys != nil {
+		for _, k := range keys {
+			if _, ok := c.keys[k]; !ok {
+				c.keys[k] = false
+			}
 		}
 	}
 	return out, nil
@@ -369,9 +386,12 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	// first and the insert meets no row. A live record is a conflict (the
 	// insert fails). No upsert: its DO UPDATE may abort halfway, which makes
 	// SQLite copy every page the statement touches into a statement journal.
-	keys := make([]string, len(w.Idempotency))
-	for i, r := range w.Idempotency {
-		keys[i] = r.Key
+	// The keys this transaction looked up and found free need no delete.
+	var keys []string
+	for _, r := range w.Idempotency {
+		if lapsed, looked := c.keys[store.IdemKey{Scope: s, Key: r.Key}]; lapsed || !looked {
+			keys = append(keys, r.Key)
+		}
 	}
 	err = c.inListExec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = ? AND env = ? AND key IN (%s) AND created_at < ?`,
 		[]any{s.TenantID, s.Env}, keys, []any{ms(w.Lapsed)})

@@ -279,7 +279,7 @@ func (db *DB) Transact(ctx context.Context, fn func(store.Q) error) (err error) 
 			db.rollback(ctx)
 		}
 	}()
-	c := conn{q: db.writer, inTx: true, stmts: db.wstmts, cache: db.wcache}
+	c := conn{q: db.writer, inTx: true, stmts: db.wstmts, cache: db.wcache, keys: make(map[store.IdemKey]bool)}
 	if err := db.wcache.begin(ctx, c); err != nil {
 		return fmt.Errorf("sqlite: %w", interpretError(err))
 	}
@@ -335,6 +335,9 @@ type conn struct {
 	inTx  bool          // a write transaction, on the writer connection
 	stmts *stmtCache    // the writer's statements; nil on the read pool
 	cache *accountCache // the writer's accounts; nil outside a write transaction
+	// keys are the idempotency keys this write transaction looked up, each
+	// with whether a lapsed record holds it; nil outside one.
+	keys map[store.IdemKey]bool
 }
 
 // interpretError turns driver errors into the store's, by code.

@@ -181,8 +181,8 @@ func testWritesApply(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		s, ctx := open(t), t.Context()
 		sc := newScope(t, s)
-		lapsed, live := newRecord(t0), newRecord(at(ttl))
-		for _, r := range []store.IdempotencyRecord{lapsed, live} {
+		lapsed, live, lapsedToo := newRecord(t0), newRecord(at(ttl)), newRecord(t0)
+		for _, r := range []store.IdempotencyRecord{lapsed, live, lapsedToo} {
 			wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
 		}
 		now := at(ttl + time.Hour) // lapsed was stored more than ttl ago, live less
@@ -194,6 +194,32 @@ func testWritesApply(t *testing.T, open func(t *testing.T) store.Store) {
 		got, err := s.IdempotencyGet(ctx, sc, lapsed.Key, time.Time{})
 		wantNoErr(t, "IdempotencyGet", err)
 		wantSame(t, "IdempotencyGet after replacing a lapsed record", got, again)
+
+		// As a group does: the keys are looked up first, in the transaction
+		// that writes them. A lapsed record is not answered, and its key is
+		// taken over; a free key is written.
+		free := newRecord(now)
+		lapsedToo.CreatedAt, lapsedToo.Body = now, []byte(`{"lapsed":"too"}`)
+		err = s.Transact(ctx, func(q store.Q) error {
+			keys := idemKeys(sc, lapsedToo, free)
+			if err := q.IdempotencyLockAll(ctx, keys); err != nil {
+				return err
+			}
+			recs, err := q.IdempotencyGetAll(ctx, keys, now.Add(-ttl))
+			if err != nil {
+				return err
+			}
+			if len(recs) != 0 {
+				t.Errorf("IdempotencyGetAll(lapsed and free keys) = %d records, want 0", len(recs))
+			}
+			return q.WritesApply(ctx, &store.Writes{Scope: sc, Idempotency: []store.IdempotencyRecord{lapsedToo, free}, Lapsed: now.Add(-ttl)})
+		})
+		wantNoErr(t, "WritesApply(after looking the keys up)", err)
+		for _, want := range []store.IdempotencyRecord{lapsedToo, free} {
+			got, err := s.IdempotencyGet(ctx, sc, want.Key, time.Time{})
+			wantNoErr(t, "IdempotencyGet", err)
+			wantSame(t, "IdempotencyGet after a looked-up write", got, want)
+		}
 
 		// A live key fails the whole write, and the transaction leaves nothing.
 		c := store.Customer{ID: ids.UUID(), CreatedAt: now}
