@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/creditd/creditd/internal/store"
 )
@@ -111,50 +110,6 @@ func byScope[T any](items []T, scopeOf func(T) store.Scope, value func(T) string
 		m[s] = append(m[s], value(it))
 	}
 	return scopes, m
-}
-
-// IdempotencyGetAll reads the keys' records, lapsed ones too: a write
-// transaction notes which keys it looked up and which of them a lapsed
-// record holds, so that WritesApply deletes those alone before it inserts.
-func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since time.Time) ([]store.IdemRecord, error) {
-	var out []store.IdemRecord
-	scopes, m := byScope(keys, func(k store.IdemKey) store.Scope { return k.Scope }, func(k store.IdemKey) string { return k.Key })
-	seen := make(map[store.IdemKey]bool)
-	for _, s := range scopes {
-		err := c.inList(ctx, `SELECT key, method, path, status, body, created_at FROM idempotency_keys
-			WHERE tenant_id = ? AND env = ? AND key IN (%s)`, []any{s.TenantID, s.Env}, m[s], nil,
-			func(sc scanner) error {
-				r := store.IdemRecord{Scope: s}
-				var created int64
-				if err := sc.Scan(&r.Key, &r.Method, &r.Path, &r.Status, &r.Body, &created); err != nil {
-					return err
-				}
-				r.CreatedAt = fromMS(created)
-				k := store.IdemKey{Scope: s, Key: r.Key}
-				if r.CreatedAt.Before(since) {
-					if c.keys != nil {
-						c.keys[k] = true
-					}
-					return nil
-				}
-				if !seen[k] {
-					seen[k] = true
-					out = append(out, r)
-				}
-				return nil
-			})
-		if err != nil {
-			return nil, fmt.Errorf("select idempotency keys: %w", err)
-		}
-	}
-	if c.keys != nil {
-		for _, k := range keys {
-			if _, ok := c.keys[k]; !ok {
-				c.keys[k] = false
-			}
-		}
-	}
-	return out, nil
 }
 
 func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, externalIDs []string) (map[string]string, error) {
@@ -382,28 +337,8 @@ func (c conn) WritesApply(ctx context.Context, w *store.Writes) error {
 	if err != nil {
 		return fmt.Errorf("update reservations: %w", err)
 	}
-	// A record older than Lapsed has lapsed: its key is free again, so it goes
-	// first and the insert meets no row. A live record is a conflict (the
-	// insert fails). No upsert: its DO UPDATE may abort halfway, which makes
-	// SQLite copy every page the statement touches into a statement journal.
-	// The keys this transaction looked up and found free need no delete.
-	var keys []string
-	for _, r := range w.Idempotency {
-		if lapsed, looked := c.keys[store.IdemKey{Scope: s, Key: r.Key}]; lapsed || !looked {
-			keys = append(keys, r.Key)
-		}
-	}
-	err = c.inListExec(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = ? AND env = ? AND key IN (%s) AND created_at < ?`,
-		[]any{s.TenantID, s.Env}, keys, []any{ms(w.Lapsed)})
-	if err != nil {
-		return fmt.Errorf("delete lapsed idempotency keys: %w", err)
-	}
-	err = insertRows(ctx, c, `INSERT OR FAIL INTO idempotency_keys (tenant_id, env, key, method, path, status, body, created_at) VALUES `, 8,
-		w.Idempotency, func(r store.IdempotencyRecord) []any {
-			return []any{s.TenantID, s.Env, r.Key, r.Method, r.Path, r.Status, r.Body, ms(r.CreatedAt)}
-		}, ``)
-	if err != nil {
-		return fmt.Errorf("insert idempotency keys: %w", err)
+	if err := c.idempotencyInsert(ctx, s, w); err != nil {
+		return err
 	}
 	if err := c.webhookEventsInsert(ctx, s, w.Events); err != nil {
 		return err

@@ -38,6 +38,9 @@ var identity = map[string]struct{ eq, oneOf []string }{
 	"transactions":     {[]string{"tenant_id", "env", "id"}, nil},
 	"reservations":     {[]string{"tenant_id", "env"}, []string{"id", "customer_id", "status"}}, // GET /v1/reservations may name a status only
 	"idempotency_keys": {[]string{"tenant_id", "env", "key"}, nil},
+	// SQLite keeps an idempotency record's answer apart, reached by its
+	// rowid from the key's row.
+	"idempotency_answers": {[]string{"rowid"}, nil},
 	// A scope's metrics, rules and plans grow with its price list, not with
 	// its traffic: reading all of them is bounded, and PostgreSQL may rightly
 	// prefer it to walking a page of them in order. Statements that name a
@@ -85,6 +88,11 @@ var planAllowed = []struct {
 		`^SELECT tenant_id, env FROM tenant_configs ORDER BY tenant_id, env$`, "tenant_configs", "*"},
 	{"the idempotency purge deletes by age across every tenant",
 		`^DELETE FROM idempotency_keys WHERE created_at <`, "idempotency_keys", "idempotency_keys_created"},
+	{"the idempotency purge deletes the answers of the keys it deletes, by age across every tenant",
+		`^DELETE FROM idempotency_answers WHERE id IN \(SELECT answer_id FROM idempotency_keys WHERE created_at <`,
+		"idempotency_keys", "idempotency_keys_created"},
+	{"the next answer id follows the last: SQLite's min/max optimisation reads the rowid B-tree's last entry, one row",
+		`^SELECT coalesce\(max\(id\), 0\) FROM idempotency_answers$`, "idempotency_answers", ""},
 	{"the oldest tenant is read once at start; a self-hosted server has one",
 		`FROM tenants ORDER BY created_at`, "tenants", "*"},
 	{"API keys are counted once at start, to decide whether to make the first one",
