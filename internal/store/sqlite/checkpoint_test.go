@@ -15,6 +15,8 @@ import (
 // starts over (SQLite writes a new salt into its header when it does), so
 // that it does not grow without end: see checkpointOnce.
 func TestCheckpointStartsWALOver(t *testing.T) {
+	defer func(n int) { walRestartFrames = n }(walRestartFrames)
+	walRestartFrames = 64 // a few commits' worth
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "creditd.db")
 	db, err := Open(path)
