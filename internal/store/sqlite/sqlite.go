@@ -98,12 +98,13 @@ const checkpointResidue = 256
 
 // walRestartFrames is the WAL's length (256 Ki frames, 1 GiB of 4 KiB
 // pages) past which a round ends with a locked pass, to start the WAL over.
-// Not sooner: the locked pass also fsyncs the pages the passes before it
-// copied, and forcing that flush more often (every 64 Ki frames, or every
-// second with the flush moved before the lock, or spread by starting the
-// writeback each second) made the commits' own fsyncs wait behind it: p99
-// at 2,800 debits/s after a batch load was 38–48 ms against 16–22 ms
-// without a forced start-over, and 21 ms with this bound (measured).
+// Not sooner, and with no fsync of our own: the locked pass waits for the
+// fsync of the pages the passes before it copied, and forcing flushes of
+// the database file (every 64 Ki frames, an fsync just before the locked
+// pass, the writeback started each second) made the commits' own fsyncs
+// wait behind them: p99 at 2,800 debits/s after a batch load was 38–48 ms,
+// against 16–22 ms without a forced start-over and 21 ms with this bound
+// (BENCHMARKS.md).
 // Between loads, a pass beside the writer catches up by itself and SQLite
 // starts the WAL over at the next write, as it always did.
 var walRestartFrames = 1 << 18 // a variable for the tests
