@@ -5,6 +5,9 @@
 -- cache, and every group's lookups of new keys read its pages back from the
 -- operating system. The key's row now holds the answer's id, and the answers
 -- append to a table of their own, read only when a key is replayed.
+-- The copy runs inside goose's transaction, as 00009's: a database with
+-- many live keys takes as long as it copies them (records older than a day
+-- are purged by the sweeper, so at most a day's worth).
 CREATE TABLE idempotency_answers (
     id     INTEGER PRIMARY KEY, -- rowid, handed out in commit order
     method TEXT NOT NULL,
