@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -258,6 +259,37 @@ func (c *apiCmd) table() *tabwriter.Writer {
 func (c *apiCmd) printJSON(raw json.RawMessage) error {
 	_, err := fmt.Fprintf(c.stdout, "%s\n", bytes.TrimSpace(raw))
 	return err
+}
+
+// listRows reads a list command's rows: one page (one), or with all every
+// page from the cursor on (each). With --json it prints what it read and
+// says done. next is the cursor of the page after one that has more.
+func listRows[T any](c *apiCmd, all bool, each iter.Seq2[T, error], one func() (*client.Page[T], error),
+	raw func(T) json.RawMessage) (rows []T, next string, done bool, err error) {
+	if all {
+		var raws []json.RawMessage
+		for it, err := range each {
+			if err != nil {
+				return nil, "", true, c.fail(err)
+			}
+			rows, raws = append(rows, it), append(raws, raw(it))
+		}
+		if c.json {
+			return nil, "", true, c.printPages(raws)
+		}
+		return rows, "", false, nil
+	}
+	page, err := one()
+	if err != nil {
+		return nil, "", true, c.fail(err)
+	}
+	if c.json {
+		return nil, "", true, c.printJSON(page.Raw)
+	}
+	if page.Pagination.HasMore {
+		next = page.Pagination.NextCursor
+	}
+	return page.Data, next, false, nil
 }
 
 // printPages prints the items of several pages as one list envelope, the

@@ -171,31 +171,11 @@ default), then the next page's cursor on stderr; --all reads every page.
 	cl, ctx, cancel := c.client(ctx)
 	defer cancel()
 	opts := client.LedgerOptions{Type: *typ, Limit: *limit, Cursor: *cursor}
-	var rows []client.LedgerEntry
-	var raws []json.RawMessage
-	next := ""
-	if *all {
-		for e, err := range cl.LedgerEntries(ctx, c.ref(), opts) {
-			if err != nil {
-				return c.fail(err)
-			}
-			rows, raws = append(rows, e), append(raws, e.Raw)
-		}
-	} else {
-		page, err := cl.Ledger(ctx, c.ref(), opts)
-		if err != nil {
-			return c.fail(err)
-		}
-		if c.json {
-			return c.printJSON(page.Raw)
-		}
-		rows = page.Data
-		if page.Pagination.HasMore {
-			next = page.Pagination.NextCursor
-		}
-	}
-	if c.json {
-		return c.printPages(raws)
+	rows, next, done, err := listRows(c, *all, cl.LedgerEntries(ctx, c.ref(), opts),
+		func() (*client.Page[client.LedgerEntry], error) { return cl.Ledger(ctx, c.ref(), opts) },
+		func(e client.LedgerEntry) json.RawMessage { return e.Raw })
+	if done || err != nil {
+		return err
 	}
 	w := c.table()
 	u := c.unit()

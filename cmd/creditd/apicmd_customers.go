@@ -52,31 +52,12 @@ page on stderr; --all reads every page. --json prints the API's list
 	cl, ctx, cancel := c.client(ctx)
 	defer cancel()
 
-	var rows []client.Customer
-	var raws []json.RawMessage
-	next := ""
-	if *all {
-		for cu, err := range cl.Customers(ctx, client.ListOptions{Limit: *limit, Cursor: *cursor}) {
-			if err != nil {
-				return c.fail(err)
-			}
-			rows, raws = append(rows, cu), append(raws, cu.Raw)
-		}
-	} else {
-		page, err := cl.ListCustomers(ctx, client.ListOptions{Limit: *limit, Cursor: *cursor})
-		if err != nil {
-			return c.fail(err)
-		}
-		if c.json {
-			return c.printJSON(page.Raw)
-		}
-		rows = page.Data
-		if page.Pagination.HasMore {
-			next = page.Pagination.NextCursor
-		}
-	}
-	if c.json {
-		return c.printPages(raws)
+	opts := client.ListOptions{Limit: *limit, Cursor: *cursor}
+	rows, next, done, err := listRows(c, *all, cl.Customers(ctx, opts),
+		func() (*client.Page[client.Customer], error) { return cl.ListCustomers(ctx, opts) },
+		func(cu client.Customer) json.RawMessage { return cu.Raw })
+	if done || err != nil {
+		return err
 	}
 	w := c.table()
 	fmt.Fprintln(w, "ID\tEXTERNAL ID\tDISPLAY NAME\tCREATED")

@@ -44,20 +44,20 @@ func (c conn) IdempotencyPurge(ctx context.Context, before time.Time) (int64, er
 
 // IdempotencyGetAll reads the keys' records, lapsed ones too: a write
 // transaction notes which keys it looked up and which of them a lapsed
-// record holds, so that idempotencyInsert deletes those alone. An answer is
-// read only for a live record.
+// record holds, so that idempotencyInsert deletes those alone. A missing
+// key reads no answer: the join finds no key row to start from.
 func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since time.Time) ([]store.IdemRecord, error) {
 	var out []store.IdemRecord
-	var live []int64
 	seen := make(map[store.IdemKey]bool)
 	scopes, m := byScope(keys, func(k store.IdemKey) store.Scope { return k.Scope }, func(k store.IdemKey) string { return k.Key })
 	for _, s := range scopes {
-		err := c.inList(ctx, `SELECT key, created_at, answer_id FROM idempotency_keys
+		err := c.inList(ctx, `SELECT key, created_at, method, path, status, body
+			FROM idempotency_keys JOIN idempotency_answers ON idempotency_answers.id = idempotency_keys.answer_id
 			WHERE tenant_id = ? AND env = ? AND key IN (%s)`, []any{s.TenantID, s.Env}, m[s], nil,
 			func(sc scanner) error {
 				r := store.IdemRecord{Scope: s}
-				var created, answer int64
-				if err := sc.Scan(&r.Key, &created, &answer); err != nil {
+				var created int64
+				if err := sc.Scan(&r.Key, &created, &r.Method, &r.Path, &r.Status, &r.Body); err != nil {
 					return err
 				}
 				r.CreatedAt = fromMS(created)
@@ -68,12 +68,10 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 					}
 					return nil
 				}
-				if seen[k] { // a key asked twice
-					return nil
+				if !seen[k] { // a key in two chunks comes back twice
+					seen[k] = true
+					out = append(out, r)
 				}
-				seen[k] = true
-				out = append(out, r)
-				live = append(live, answer)
 				return nil
 			})
 		if err != nil {
@@ -85,14 +83,6 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 			if _, ok := c.keys[k]; !ok {
 				c.keys[k] = false
 			}
-		}
-	}
-	for i, id := range live {
-		r := &out[i]
-		err := c.queryRow(ctx, `SELECT method, path, status, body FROM idempotency_answers WHERE rowid = ?`, id).
-			Scan(&r.Method, &r.Path, &r.Status, &r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("select idempotency answer: %w", interpretError(err))
 		}
 	}
 	return out, nil
