@@ -39,13 +39,27 @@ func (s *Service) Balance(ctx context.Context, scope store.Scope, ref CustomerRe
 	return bal, err
 }
 
-// balanceOf is a customer's balance from its blocks, by the domain's own
-// burn order and live balance.
+// balanceOf is a customer's balance from its blocks and holds as stored.
 func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (Balance, error) {
-	rows, err := q.BlockList(ctx, scope, c.ID)
+	blocks, err := q.BlockList(ctx, scope, c.ID)
 	if err != nil {
 		return Balance{}, fmt.Errorf("balance of customer %s: %w", c.ID, err)
 	}
+	var holds []store.Reservation
+	if c.Account.Reserved != 0 { // no hold: no read
+		if holds, err = q.ReservationsActive(ctx, scope, c.ID); err != nil {
+			return Balance{}, fmt.Errorf("holds of customer %s: %w", c.ID, err)
+		}
+	}
+	return balanceFrom(c, blocks, holds, now)
+}
+
+// balanceFrom is a customer's balance from its live blocks (expired or
+// not, in creation order) and the holds stored as active, by the domain's
+// own burn order and live balance. A hold whose time has passed stops
+// counting at once, though the account row counts it until the sweeper
+// (or the customer's next write) records its expiry: reads never write.
+func balanceFrom(c store.Customer, rows []store.Block, holds []store.Reservation, now time.Time) (Balance, error) {
 	blocks := make([]credit.Block, len(rows))
 	byID := make(map[string]store.Block, len(rows))
 	for i, b := range rows {
@@ -60,35 +74,20 @@ func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Custom
 	for i, b := range order {
 		live[i] = byID[b.ID]
 	}
-	reserved, err := heldAt(ctx, q, scope, c, now)
-	if err != nil {
-		return Balance{}, err
+	var reserved int64
+	if c.Account.Reserved != 0 {
+		for _, r := range holds {
+			if r.ExpiresAt.After(now) {
+				if reserved, err = credit.Add(reserved, r.Amount); err != nil {
+					return Balance{}, err
+				}
+			}
+		}
 	}
 	return Balance{
 		Customer: c, Balance: sum, Reserved: reserved, Effective: credit.Effective(sum, reserved),
 		LifetimeEarned: c.Account.LifetimeEarned, Version: c.Account.Version, Blocks: live,
 	}, nil
-}
-
-// heldAt is what the customer's holds set aside at now. A hold whose time
-// has passed stops counting at once, though the account row counts it until
-// the sweeper (or the customer's next write) records its expiry: reads never
-// write.
-func heldAt(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (int64, error) {
-	if c.Account.Reserved == 0 {
-		return 0, nil // no hold: no read
-	}
-	holds, err := q.ReservationsActive(ctx, scope, c.ID)
-	if err != nil {
-		return 0, fmt.Errorf("holds of customer %s: %w", c.ID, err)
-	}
-	var held int64
-	for _, r := range holds {
-		if r.ExpiresAt.After(now) {
-			held += r.Amount
-		}
-	}
-	return held, nil
 }
 
 // Entitlement answers whether a customer can afford units of a metric now.
@@ -112,6 +111,11 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 	if err := validUnits(units); err != nil {
 		return Entitlement{}, err
 	}
+	if m, ok := s.store.(memo); ok {
+		if row, rule, ok := m.CheckMemo(scope, ref.ID, ref.ExternalID, metricKey); ok {
+			return entitlement(row.Customer, rule, row.Blocks, row.Holds, metricKey, units, s.clock())
+		}
+	}
 	var e Entitlement
 	err := s.store.Read(ctx, func(q store.Q) error {
 		c, err := findCustomer(ctx, q, scope, ref)
@@ -122,44 +126,67 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 		if err != nil {
 			return err
 		}
-		cost, err := rule.Cost(units)
+		blocks, err := q.BlockList(ctx, scope, c.ID)
 		if err != nil {
-			return err
+			return fmt.Errorf("balance of customer %s: %w", c.ID, err)
 		}
-		now := s.clock()
-		bal, err := balanceOf(ctx, q, scope, c, now)
-		if err != nil {
-			return err
+		var holds []store.Reservation
+		if c.Account.Reserved != 0 {
+			if holds, err = q.ReservationsActive(ctx, scope, c.ID); err != nil {
+				return fmt.Errorf("holds of customer %s: %w", c.ID, err)
+			}
 		}
-		after, err := credit.Sub(bal.Effective, cost)
-		if err != nil {
-			return err
-		}
-		e = Entitlement{Balance: bal, MetricKey: metricKey, Units: units, EstimatedCost: cost, BalanceAfter: after, Allowed: cost <= bal.Effective}
-		// The usage's own debit, on a copy of the state it would run on.
-		state := credit.State{Account: c.Account}
-		state.Account.Reserved = bal.Reserved
-		sources := make(map[string]string, len(bal.Blocks))
-		for _, b := range bal.Blocks {
-			state.Blocks = append(state.Blocks, b.Block)
-			sources[b.ID] = b.Source
-		}
-		entries, err := state.Debit(cost, credit.EntryUsage, now)
-		var ie *credit.InsufficientError
-		switch {
-		case errors.As(err, &ie):
-			e.Allowed = false
-		case err != nil:
-			return err
-		default:
-			e.Breakdown = breakdown(entries, func(id string) (credit.Block, string) {
-				b, _ := state.Lookup(id)
-				return b, sources[id]
-			})
-		}
-		return nil
+		e, err = entitlement(c, rule, blocks, holds, metricKey, units, s.clock())
+		return err
 	})
 	return e, err
+}
+
+// memo is a store that keeps the committed accounts in memory (SQLite's
+// writer does): a check it can answer from there reads no database.
+// customerID is "" when the customer is named by its external id.
+type memo interface {
+	CheckMemo(s store.Scope, customerID, externalID, metricKey string) (store.AccountRow, store.Rule, bool)
+}
+
+// entitlement answers a check from one snapshot of the customer's blocks
+// and holds and the metric's rule.
+func entitlement(c store.Customer, rule store.Rule, blocks []store.Block, holds []store.Reservation, metricKey string, units int64, now time.Time) (Entitlement, error) {
+	cost, err := rule.Cost(units)
+	if err != nil {
+		return Entitlement{}, err
+	}
+	bal, err := balanceFrom(c, blocks, holds, now)
+	if err != nil {
+		return Entitlement{}, err
+	}
+	after, err := credit.Sub(bal.Effective, cost)
+	if err != nil {
+		return Entitlement{}, err
+	}
+	e := Entitlement{Balance: bal, MetricKey: metricKey, Units: units, EstimatedCost: cost, BalanceAfter: after, Allowed: cost <= bal.Effective}
+	// The usage's own debit, on a copy of the state it would run on.
+	state := credit.State{Account: c.Account}
+	state.Account.Reserved = bal.Reserved
+	sources := make(map[string]string, len(bal.Blocks))
+	for _, b := range bal.Blocks {
+		state.Blocks = append(state.Blocks, b.Block)
+		sources[b.ID] = b.Source
+	}
+	entries, err := state.Debit(cost, credit.EntryUsage, now)
+	var ie *credit.InsufficientError
+	switch {
+	case errors.As(err, &ie):
+		e.Allowed = false
+	case err != nil:
+		return Entitlement{}, err
+	default:
+		e.Breakdown = breakdown(entries, func(id string) (credit.Block, string) {
+			b, _ := state.Lookup(id)
+			return b, sources[id]
+		})
+	}
+	return e, nil
 }
 
 // Ledger lists a customer's ledger entries newest first.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -40,7 +41,7 @@ func TestEntitlementPredictsTheNextUsage(t *testing.T) {
 			f.clock.Add(time.Duration(rapid.IntRange(0, 20).Draw(rt, "advance")) * time.Minute)
 			for i := range 3 {
 				units := rapid.Int64Range(1, 60).Draw(rt, "units")
-				ent, err := f.svc.Check(t.Context(), sc, CustomerRef{ExternalID: "c"}, "calls", units)
+				ent, _, err := f.checkTwice(sc, CustomerRef{ExternalID: "c"}, "calls", units)
 				if errors.Is(err, store.ErrNotFound) || isCode(err, credit.ENotFound) {
 					return // no grant made the customer
 				}
@@ -69,4 +70,28 @@ func TestEntitlementPredictsTheNextUsage(t *testing.T) {
 			}
 		})
 	})
+}
+
+// hideMemo is a store without its memory of the accounts: a check through
+// it reads the database.
+type hideMemo struct{ store.Store }
+
+// checkTwice answers a check by a read transaction and, when the store
+// keeps the accounts in memory, again by the service (which reads the
+// memory when it holds the customer and the rule), and fails when the two
+// answers differ. It returns whether the memory held what the check needs.
+func (f *fixture) checkTwice(sc store.Scope, ref CustomerRef, metricKey string, units int64) (Entitlement, bool, error) {
+	ctx := context.Background()
+	fromDB := &Service{store: hideMemo{f.st}, now: f.clock.Now, timeout: DefaultTimeout}
+	want, werr := fromDB.Check(ctx, sc, ref, metricKey, units)
+	m, ok := f.st.(memo)
+	if !ok {
+		return want, false, werr
+	}
+	_, _, hit := m.CheckMemo(sc, ref.ID, ref.ExternalID, metricKey)
+	got, gerr := f.svc.Check(ctx, sc, ref, metricKey, units)
+	if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+		return got, hit, fmt.Errorf("check of %d %s for %s (from memory: %v) = %+v, %v;\nfrom the database: %+v, %v", units, metricKey, ref, hit, got, gerr, want, werr)
+	}
+	return got, hit, werr
 }

@@ -19,6 +19,12 @@ import (
 // refusal is one the domain names (402, 404, 409…), never a failure.
 func TestRandomOperationsKeepInvariants(t *testing.T) {
 	eachBackend(t, func(t *testing.T, f *fixture) {
+		memoHits := 0
+		defer func() {
+			if _, ok := f.st.(memo); ok && memoHits == 0 && !t.Failed() {
+				t.Error("no check was answered from the store's memory of the accounts")
+			}
+		}()
 		rapid.Check(t, func(rt *rapid.T) {
 			// A fresh scope per run: the database is shared by the runs.
 			sc := store.Scope{TenantID: "prop-" + ids.UUID(), Env: "test"}
@@ -28,6 +34,7 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 			customers := []string{"a", "b", "c"}
 			n := 0
 			key := func() string { n++; return fmt.Sprintf("k%d", n) }
+			var holds []string // reservation ids
 			check := func(what string) {
 				err := f.st.Read(context.Background(), func(q store.Q) error { return CheckInvariants(context.Background(), q, sc) })
 				if err != nil {
@@ -86,6 +93,47 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 					_, err := f.run(t, sc, k, "/v1/transactions", LinkedTransaction{Operations: ops, Encode: enc})
 					refused("transaction", err)
 					check("transaction")
+				},
+				"reserve": func(rt *rapid.T) {
+					c := rapid.SampledFrom(customers).Draw(rt, "customer")
+					k := key()
+					in := ReserveInput{Customer: CustomerRef{ExternalID: c}, MetricKey: "calls", IdempotencyKey: k,
+						EstimatedUnits: rapid.Int64Range(1, 30).Draw(rt, "units"),
+						TTL:            time.Duration(rapid.IntRange(1, 60).Draw(rt, "ttl minutes")) * time.Minute}
+					enc := func(r ReservationResult) (int, []byte, error) {
+						holds = append(holds, r.Reservation.ID)
+						return 201, []byte(`{}`), nil
+					}
+					_, err := f.run(t, sc, k, "/v1/reserve", Reserve{In: in, Encode: enc})
+					refused("reserve", err)
+					check("reserve")
+				},
+				"settle": func(rt *rapid.T) {
+					if len(holds) == 0 {
+						rt.Skip("no hold")
+					}
+					id := rapid.SampledFrom(holds).Draw(rt, "hold")
+					cust, err := f.svc.ReservationCustomer(context.Background(), sc, id)
+					if err != nil {
+						rt.Fatalf("customer of %s: %v", id, err)
+					}
+					cmd := Settle{ID: id, CustomerID: cust, Release: rapid.Bool().Draw(rt, "release"),
+						Encode: func(ReservationResult) (int, []byte, error) { return 200, []byte(`{}`), nil }}
+					if rapid.Bool().Draw(rt, "actual") {
+						cmd.ActualUnits = ptr(rapid.Int64Range(0, 40).Draw(rt, "actual units"))
+					}
+					k := key()
+					_, err = f.run(t, sc, k, "/v1/reserve/"+id+"/settle", cmd)
+					refused("settle", err)
+					check("settle")
+				},
+				"check": func(rt *rapid.T) {
+					c := rapid.SampledFrom(customers).Draw(rt, "customer")
+					_, hit, err := f.checkTwice(sc, CustomerRef{ExternalID: c}, "calls", rapid.Int64Range(1, 60).Draw(rt, "units"))
+					refused("check", err)
+					if hit {
+						memoHits++
+					}
 				},
 				"advance": func(rt *rapid.T) {
 					f.clock.Add(time.Duration(rapid.IntRange(1, 90).Draw(rt, "minutes")) * time.Minute)

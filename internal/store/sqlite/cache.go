@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/creditd/creditd/internal/store"
 )
@@ -17,15 +18,24 @@ import (
 // PRAGMA data_version tells at the start of every write transaction: the
 // cache is then dropped whole.
 //
-// Only the transaction holding the writer (DB.wmu) touches it. Everything a
-// transaction learns — rows it loaded, rows it wrote — is staged and lands
-// in the cache only when its COMMIT succeeded; a rollback drops the stage.
+// Only the transaction holding the writer (DB.wmu) changes the accounts.
+// Everything a transaction learns — rows it loaded, rows it wrote — is
+// staged and lands in the cache only when its COMMIT succeeded; a rollback
+// drops the stage. So the cache holds committed state only, and the
+// entitlement check reads it too (CheckMemo): mu orders those reads against
+// the writer's changes, which it takes only to apply a stage.
 type accountCache struct {
+	mu      sync.RWMutex
 	version int64 // data_version when the cache was last known to hold the file's state
 	valid   bool
 	rows    map[cacheKey]store.AccountRow
 	ext     map[cacheKey]string // external id → customer id
 	staged  []func()
+	// rules are the active metering rules that read transactions found
+	// (offerRule). gen counts the changes that may make one of them stale:
+	// a rule written, or the cache dropped.
+	rules map[cacheKey]store.Rule // by metric key
+	gen   uint64
 	// dirty are the accounts the transaction in progress wrote: it reads
 	// them back from the database, which shows it its own writes.
 	dirty map[cacheKey]bool
@@ -41,7 +51,8 @@ type cacheKey struct {
 const maxCachedAccounts = 100_000
 
 func newAccountCache() *accountCache {
-	return &accountCache{rows: make(map[cacheKey]store.AccountRow), ext: make(map[cacheKey]string), dirty: make(map[cacheKey]bool)}
+	return &accountCache{rows: make(map[cacheKey]store.AccountRow), ext: make(map[cacheKey]string), dirty: make(map[cacheKey]bool),
+		rules: make(map[cacheKey]store.Rule)}
 }
 
 // begin checks, inside a new write transaction, that nobody else changed
@@ -53,16 +64,36 @@ func (ac *accountCache) begin(ctx context.Context, c conn) error {
 	if err := c.queryRow(ctx, "PRAGMA data_version").Scan(&v); err != nil {
 		return fmt.Errorf("data_version: %w", err)
 	}
-	if !ac.valid || v != ac.version {
-		clear(ac.rows)
-		clear(ac.ext)
-		ac.version, ac.valid = v, true
-	}
+	ac.follow(v)
 	return nil
+}
+
+// follow drops the cache when the file's data_version is not the one it
+// matched: another connection committed since.
+func (ac *accountCache) follow(version int64) {
+	if ac.valid && version == ac.version {
+		return
+	}
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	ac.dropLocked()
+	ac.version, ac.valid = version, true
+}
+
+func (ac *accountCache) dropLocked() {
+	clear(ac.rows)
+	clear(ac.ext)
+	clear(ac.rules)
+	ac.gen++
 }
 
 // commit applies what the committed transaction staged.
 func (ac *accountCache) commit() {
+	if len(ac.staged) == 0 {
+		return
+	}
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
 	for _, f := range ac.staged {
 		f()
 	}
@@ -78,8 +109,73 @@ func (ac *accountCache) commit() {
 func (ac *accountCache) abandon(unknown bool) {
 	ac.staged = ac.staged[:0]
 	if unknown {
+		ac.mu.Lock()
+		defer ac.mu.Unlock()
+		ac.dropLocked()
 		ac.valid = false
 	}
+}
+
+// rulesChanged stages, in a transaction that writes a metering rule, the
+// end of the rules the cache holds.
+func (ac *accountCache) rulesChanged() {
+	ac.stage(func() {
+		clear(ac.rules)
+		ac.gen++
+	})
+}
+
+// generation is read before a read transaction's snapshot begins; see
+// offerRule.
+func (ac *accountCache) generation() uint64 {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	return ac.gen
+}
+
+// maxCachedRules bounds the rules kept: past it, they start over.
+const maxCachedRules = 10_000
+
+// offerRule keeps an active rule that a read transaction found, unless a
+// rule changed (or the cache was dropped) since gen was read, before the
+// transaction's snapshot: the rule could then be older than the one
+// committed. A rule read later than a change is only dropped with it.
+func (ac *accountCache) offerRule(gen uint64, s store.Scope, r store.Rule) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if !ac.valid || gen != ac.gen {
+		return
+	}
+	if len(ac.rules) >= maxCachedRules {
+		clear(ac.rules)
+	}
+	ac.rules[cacheKey{s, r.MetricKey}] = r
+}
+
+// checkMemo returns, as of one committed state, a customer's account
+// (named by id, or by external id when id is "") and the active rule of a
+// metric, when the cache holds both.
+func (ac *accountCache) checkMemo(s store.Scope, customerID, externalID, metricKey string) (store.AccountRow, store.Rule, bool) {
+	ac.mu.RLock()
+	defer ac.mu.RUnlock()
+	if !ac.valid {
+		return store.AccountRow{}, store.Rule{}, false
+	}
+	if customerID == "" {
+		id, ok := ac.ext[cacheKey{s, externalID}]
+		if !ok {
+			return store.AccountRow{}, store.Rule{}, false
+		}
+		customerID = id
+	}
+	r, ok := ac.rows[cacheKey{s, customerID}]
+	rule, ruled := ac.rules[cacheKey{s, metricKey}]
+	if !ok || !ruled {
+		return store.AccountRow{}, store.Rule{}, false
+	}
+	r.Blocks, r.Holds = slices.Clone(r.Blocks), slices.Clone(r.Holds)
+	rule.Tiers = slices.Clone(rule.Tiers)
+	return r, rule, true
 }
 
 func (ac *accountCache) stage(f func()) { ac.staged = append(ac.staged, f) }

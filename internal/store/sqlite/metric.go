@@ -59,6 +59,9 @@ func (c conn) RuleCreate(ctx context.Context, s store.Scope, r store.Rule) error
 	if err != nil {
 		return fmt.Errorf("insert rule: %w", interpretError(err))
 	}
+	if c.cache != nil {
+		c.cache.rulesChanged()
+	}
 	return nil
 }
 
@@ -70,6 +73,9 @@ func (c conn) RuleActive(ctx context.Context, s store.Scope, metricKey string) (
 	r, err := scanRule(row)
 	if err != nil {
 		return store.Rule{}, fmt.Errorf("select active rule: %w", interpretError(err))
+	}
+	if c.memo != nil {
+		c.memo.offerRule(c.gen, s, r)
 	}
 	return r, nil
 }

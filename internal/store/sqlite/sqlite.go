@@ -86,6 +86,7 @@ func (db *DB) checkpoint() {
 		case <-db.stop:
 			return
 		case <-t.C:
+			db.probe()
 			db.checkpointOnce()
 		}
 	}
@@ -366,13 +367,41 @@ func (db *DB) Read(ctx context.Context, fn func(store.Q) error) error {
 		return fmt.Errorf("sqlite: wait for a reader: %w", ctx.Err())
 	}
 	defer func() { db.readers <- r }()
-	c := conn{q: r.conn, stmts: r.stmts}
+	c := conn{q: r.conn, stmts: r.stmts, memo: db.wcache, gen: db.wcache.generation()}
 	if _, err := c.exec(ctx, "BEGIN"); err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", interpretError(err))
 	}
 	// A read transaction changes nothing: it ends the same either way.
 	defer c.exec(context.WithoutCancel(ctx), "ROLLBACK")
 	return fn(c)
+}
+
+// CheckMemo answers an entitlement check's reads from the writer's memory
+// of the committed accounts, when it holds the customer (by id, or by
+// external id when customerID is "") and the metric's active rule: a check
+// then runs no statement. The answer is as fresh as a read transaction's:
+// the writer updates the memory before it answers the commands of the
+// group that committed. Writes by another process on the file (not a
+// supported set-up) reach it at the writer's next transaction, or within
+// checkpointEvery when the writer is idle (probe).
+func (db *DB) CheckMemo(s store.Scope, customerID, externalID, metricKey string) (store.AccountRow, store.Rule, bool) {
+	return db.wcache.checkMemo(s, customerID, externalID, metricKey)
+}
+
+// probe drops the writer's memory if another connection wrote the file
+// since the writer's last transaction. Under load the writer's next
+// transaction does it anyway; probe does not wait for the writer.
+func (db *DB) probe() {
+	if !db.wmu.TryLock() {
+		return
+	}
+	defer db.wmu.Unlock()
+	var v int64
+	if err := db.writer.QueryRowContext(context.Background(), "PRAGMA data_version").Scan(&v); err != nil {
+		db.wcache.abandon(true)
+		return
+	}
+	db.wcache.follow(v)
 }
 
 // querier is what *sql.DB and *sql.Tx share.
@@ -388,6 +417,11 @@ type conn struct {
 	inTx  bool          // a write transaction, on the writer connection
 	stmts *stmtCache    // the writer's statements; nil on the read pool
 	cache *accountCache // the writer's accounts; nil outside a write transaction
+	// memo is the writer's cache again, in a read transaction (Read), with
+	// its generation as of before the transaction's snapshot: the rules
+	// the transaction reads are offered to it.
+	memo *accountCache
+	gen  uint64
 	// keys are the idempotency keys this write transaction looked up, each
 	// with whether a lapsed record holds it; nil outside one.
 	keys map[store.IdemKey]bool
