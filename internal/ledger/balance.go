@@ -111,11 +111,24 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 	if err := validUnits(units); err != nil {
 		return Entitlement{}, err
 	}
-	if m, ok := s.store.(memo); ok {
-		if row, rule, ok := m.CheckMemo(scope, ref.ID, ref.ExternalID, metricKey); ok {
-			return entitlement(row.Customer, rule, row.Blocks, row.Holds, metricKey, units, s.clock())
-		}
+	// A lenient id may be an external id: CheckRead does not look further.
+	snap, err := s.store.CheckRead(ctx, scope, ref.ID, ref.ExternalID, metricKey)
+	switch {
+	case err == nil && snap.Ruled:
+		return entitlement(snap.Account.Customer, snap.Rule, snap.Account.Blocks, snap.Account.Holds, metricKey, units, s.clock())
+	case err == nil: // no active rule: checkByRead says why
+	case errors.Is(err, store.ErrNotFound) && ref.Lenient:
+	case errors.Is(err, store.ErrNotFound):
+		return Entitlement{}, notFound(err, "no customer with %s", ref)
+	default:
+		return Entitlement{}, err
 	}
+	return s.checkByRead(ctx, scope, ref, metricKey, units)
+}
+
+// checkByRead answers a check by the general lookups: a lenient id, a
+// metric without an active rule (the error names which it is).
+func (s *Service) checkByRead(ctx context.Context, scope store.Scope, ref CustomerRef, metricKey string, units int64) (Entitlement, error) {
 	var e Entitlement
 	err := s.store.Read(ctx, func(q store.Q) error {
 		c, err := findCustomer(ctx, q, scope, ref)
@@ -140,13 +153,6 @@ func (s *Service) Check(ctx context.Context, scope store.Scope, ref CustomerRef,
 		return err
 	})
 	return e, err
-}
-
-// memo is a store that keeps the committed accounts in memory (SQLite's
-// writer does): a check it can answer from there reads no database.
-// customerID is "" when the customer is named by its external id.
-type memo interface {
-	CheckMemo(s store.Scope, customerID, externalID, metricKey string) (store.AccountRow, store.Rule, bool)
 }
 
 // entitlement answers a check from one snapshot of the customer's blocks

@@ -203,6 +203,13 @@ type Q interface {
 	GroupQ
 }
 
+// CheckSnapshot is what Store.CheckRead reads.
+type CheckSnapshot struct {
+	Account AccountRow
+	Rule    Rule
+	Ruled   bool // the metric has an active rule
+}
+
 // Store is a database: Q outside a transaction, and Transact for writes.
 type Store interface {
 	Q
@@ -214,6 +221,13 @@ type Store interface {
 	// committed snapshot, for reads that combine several rows (an account
 	// and its blocks).
 	Read(ctx context.Context, fn func(q Q) error) error
+	// CheckRead reads, from one committed snapshot, what an entitlement
+	// check needs: the customer (by id, or by external id when customerID
+	// is ""), its live blocks in creation order, its holds stored as
+	// active in id order, and the metric's active rule when it has one
+	// (Ruled). It fails with ErrNotFound when no such customer exists. It
+	// is the hot read path: a backend answers it as cheaply as it can.
+	CheckRead(ctx context.Context, s Scope, customerID, externalID, metricKey string) (CheckSnapshot, error)
 	// Migrate brings the schema up to date.
 	Migrate(ctx context.Context) error
 	Close() error

@@ -376,18 +376,6 @@ func (db *DB) Read(ctx context.Context, fn func(store.Q) error) error {
 	return fn(c)
 }
 
-// CheckMemo answers an entitlement check's reads from the writer's memory
-// of the committed accounts, when it holds the customer (by id, or by
-// external id when customerID is "") and the metric's active rule: a check
-// then runs no statement. The answer is as fresh as a read transaction's:
-// the writer updates the memory before it answers the commands of the
-// group that committed. Writes by another process on the file (not a
-// supported set-up) reach it at the writer's next transaction, or within
-// checkpointEvery when the writer is idle (probe).
-func (db *DB) CheckMemo(s store.Scope, customerID, externalID, metricKey string) (store.AccountRow, store.Rule, bool) {
-	return db.wcache.checkMemo(s, customerID, externalID, metricKey)
-}
-
 // probe drops the writer's memory if another connection wrote the file
 // since the writer's last transaction. Under load the writer's next
 // transaction does it anyway; probe does not wait for the writer.

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Wall", func(t *testing.T) { testWall(t, open) })
 	t.Run("Transact", func(t *testing.T) { testTransact(t, open) })
 	t.Run("Read", func(t *testing.T) { testRead(t, open) })
+	t.Run("CheckRead", func(t *testing.T) { testCheckRead(t, open) })
 	t.Run("WritesApply", func(t *testing.T) { testWritesApply(t, open) })
 	t.Run("GroupRead", func(t *testing.T) { testGroupRead(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
