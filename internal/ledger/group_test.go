@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,6 +278,52 @@ func TestCommandGivenUpBeforeItRunsDoesNothing(t *testing.T) {
 		f.grant(t, scope, "after", "c2", 1) // a command after it: the committer has passed it
 		if _, err := f.svc.Customer(t.Context(), scope, CustomerRef{ExternalID: "c1"}); !isCode(err, credit.ENotFound) {
 			t.Errorf("customer of the given-up grant: err = %v, want not found", err)
+		}
+	})
+}
+
+// weighted is a command that weighs n (as a batch of n events does) and
+// changes nothing.
+type weighted struct{ n int }
+
+func (weighted) plan(*plan)  {}
+func (w weighted) size() int { return w.n }
+func (weighted) apply(context.Context, *group, Request) (Response, bool, error) {
+	return Response{Status: 200, Body: []byte(`{}`)}, false, nil
+}
+
+// A group stops taking commands once it weighs its committer's bound:
+// maxGroupAlone where one committer writes, maxGroup where several share the
+// database.
+func TestGroupsStopAtTheirWeight(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f *fixture) {
+		var sizes []int
+		var mu sync.Mutex
+		f.svc.onGroup = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
+		var reqs []Request
+		var cmds []Command
+		for i := range 12 {
+			reqs = append(reqs, Request{Scope: scope, Key: fmt.Sprintf("w%d", i), Method: "POST", Path: "/v1/usage/batch"})
+			cmds = append(cmds, weighted{1000})
+		}
+		for _, o := range f.submitAll(t, reqs, cmds) {
+			if o.err != nil {
+				t.Fatalf("weighted command: %v", o.err)
+			}
+		}
+		f.svc.onGroup = nil
+		bound := maxGroup
+		if len(f.svc.committers) == 1 {
+			bound = maxGroupAlone
+		}
+		// A group takes a command while it weighs less than the bound.
+		want := min(12, (bound-1)/1000+1)
+		largest := 0
+		for _, n := range sizes {
+			largest = max(largest, n)
+		}
+		if largest != want {
+			t.Errorf("groups of %v commands of weight 1000 (bound %d), want the largest to hold %d", sizes, bound, want)
 		}
 	})
 }

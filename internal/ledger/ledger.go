@@ -115,8 +115,12 @@ func New(st store.Store, now func() time.Time, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
+	weight := maxGroup
+	if shards == 1 {
+		weight = maxGroupAlone
+	}
 	for range shards {
-		c := newCommitter(s)
+		c := newCommitter(s, weight)
 		s.committers = append(s.committers, c)
 		go c.run()
 	}
