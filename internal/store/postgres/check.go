@@ -4,13 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/creditd/creditd/internal/store"
 )
 
-// CheckRead sends its reads as one batch, in one round trip: BEGIN a
+// CheckRead answers from what an earlier CheckRead of this instance read,
+// once one statement showed it is still what the database holds: the
+// customer's version, which every change of its account, blocks or holds
+// bumps (one transaction writes them together), and the id of the metric's
+// active rule (a rule never changes; a new one gets a new id). Other
+// instances write the same database, so nothing is served without that
+// statement. Otherwise, or when either differs, it reads them (readCheck)
+// and keeps them for the next check.
+func (db *DB) CheckRead(ctx context.Context, s store.Scope, customerID, externalID, metricKey string) (store.CheckSnapshot, error) {
+	if snap, ok := db.checks.get(s, customerID, externalID, metricKey); ok {
+		var version int64
+		var ruleID *string
+		err := db.pool.QueryRow(ctx, `SELECT c.version, (SELECT r.id FROM metering_rules r
+			WHERE r.tenant_id = $1 AND r.env = $2 AND r.metric_key = $4 AND r.active) FROM customers c
+			WHERE c.tenant_id = $1 AND c.env = $2 AND c.id = $3`,
+			s.TenantID, s.Env, snap.Account.Customer.ID, metricKey).Scan(&version, &ruleID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return store.CheckSnapshot{}, fmt.Errorf("check read: %w", interpretError(err))
+		}
+		if err == nil && version == snap.Account.Customer.Account.Version && ruleID != nil && *ruleID == snap.Rule.ID {
+			return snap, nil
+		}
+	}
+	snap, err := db.readCheck(ctx, s, customerID, externalID, metricKey)
+	if err == nil {
+		db.checks.put(s, metricKey, snap)
+	}
+	return snap, err
+}
+
+// readCheck sends its reads as one batch, in one round trip: BEGIN a
 // read-only REPEATABLE READ transaction (one snapshot), the customer, the
 // rule, the blocks and the holds — the last two find the customer through
 // its key in the statement itself, so that none waits for another's answer
@@ -21,7 +53,7 @@ import (
 // A statement that fails leaves the batch's transaction open (the server
 // skips to the end of the batch): the pool then closes the connection
 // instead of reusing it.
-func (db *DB) CheckRead(ctx context.Context, s store.Scope, customerID, externalID, metricKey string) (store.CheckSnapshot, error) {
+func (db *DB) readCheck(ctx context.Context, s store.Scope, customerID, externalID, metricKey string) (store.CheckSnapshot, error) {
 	by, key, owner := "id = $3", customerID, "$3"
 	if customerID == "" {
 		by, key = "external_id = $3", externalID
@@ -74,4 +106,70 @@ func checkResults(s store.Scope, br pgx.BatchResults) (store.CheckSnapshot, erro
 		return out, fmt.Errorf("commit check read: %w", interpretError(err))
 	}
 	return out, nil
+}
+
+// checkCache keeps what CheckRead read, by customer and by metric. Entries
+// are only a guess at the database's state: CheckRead checks each against
+// it before use, so a stale or racing put costs a read, never a wrong
+// answer. Customers and rules are never deleted, so an external id keeps
+// its customer.
+type checkCache struct {
+	mu    sync.Mutex
+	rows  map[checkKey]store.AccountRow
+	ext   map[checkKey]string // external id → customer id
+	rules map[checkKey]store.Rule
+}
+
+type checkKey struct {
+	scope store.Scope
+	key   string
+}
+
+// maxCheckCached bounds the accounts (and rules) kept; past it the cache
+// starts over.
+const maxCheckCached = 100_000
+
+func newCheckCache() *checkCache {
+	return &checkCache{rows: make(map[checkKey]store.AccountRow), ext: make(map[checkKey]string), rules: make(map[checkKey]store.Rule)}
+}
+
+func (cc *checkCache) get(s store.Scope, customerID, externalID, metricKey string) (store.CheckSnapshot, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if customerID == "" {
+		id, ok := cc.ext[checkKey{s, externalID}]
+		if !ok {
+			return store.CheckSnapshot{}, false
+		}
+		customerID = id
+	}
+	row, ok := cc.rows[checkKey{s, customerID}]
+	rule, ruled := cc.rules[checkKey{s, metricKey}]
+	if !ok || !ruled {
+		return store.CheckSnapshot{}, false
+	}
+	row.Blocks, row.Holds = slices.Clone(row.Blocks), slices.Clone(row.Holds)
+	rule.Tiers = slices.Clone(rule.Tiers)
+	return store.CheckSnapshot{Account: row, Rule: rule, Ruled: true}, true
+}
+
+func (cc *checkCache) put(s store.Scope, metricKey string, snap store.CheckSnapshot) {
+	row := snap.Account
+	row.Blocks, row.Holds = slices.Clone(row.Blocks), slices.Clone(row.Holds)
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.rows) >= maxCheckCached || len(cc.rules) >= maxCheckCached {
+		clear(cc.rows)
+		clear(cc.ext)
+		clear(cc.rules)
+	}
+	cc.rows[checkKey{s, row.Customer.ID}] = row
+	if row.Customer.ExternalID != "" {
+		cc.ext[checkKey{s, row.Customer.ExternalID}] = row.Customer.ID
+	}
+	if snap.Ruled {
+		rule := snap.Rule
+		rule.Tiers = slices.Clone(rule.Tiers)
+		cc.rules[checkKey{s, metricKey}] = rule
+	}
 }

@@ -44,7 +44,8 @@ const maxAttempts = 10
 // DB is a store.Store on a PostgreSQL database.
 type DB struct {
 	conn
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	checks *checkCache // CheckRead's accounts and rules, each checked against the database before use
 }
 
 var _ store.Store = (*DB)(nil)
@@ -75,7 +76,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &DB{conn: conn{q: pool}, pool: pool}, nil
+	return &DB{conn: conn{q: pool}, pool: pool, checks: newCheckCache()}, nil
 }
 
 // defaultConnectTimeout bounds connecting when the URL sets no

@@ -115,6 +115,23 @@ func testCheckRead(t *testing.T, open func(t *testing.T) store.Store) {
 			wantIDs(t, "CheckRead's blocks by "+by.name, snap.Account.Blocks, blockID, live.ID, later.ID)
 			wantHolds(t, "CheckRead's holds by "+by.name, snap.Account.Holds, held)
 		}
+		// A write and a new rule after those reads: the next read shows them,
+		// whatever a backend kept from before.
+		live.Remaining = 10
+		c.Account.Balance, c.Account.Version = 80, c.Account.Version+1
+		mustApply(t, s, &store.Writes{Scope: sc, Remaining: []store.BlockRemaining{{CustomerID: c.ID, BlockID: live.ID, Remaining: 10}},
+			Accounts: []store.AccountUpdate{{CustomerID: c.ID, Account: c.Account}}})
+		newer := store.Rule{ID: ids.New(ids.Rule), MetricKey: "api_calls", Active: true, CreatedAt: at(time.Minute),
+			Rule: credit.Rule{CostType: credit.CostFlat, FlatCost: 9}}
+		transact(t, s, func(q store.Q) error { return q.RuleCreate(ctx, sc, newer) })
+		snap, err = s.CheckRead(ctx, sc, "", "ada", "api_calls")
+		wantNoErr(t, "CheckRead after a write", err)
+		wantSame(t, "CheckRead's customer after a write", snap.Account.Customer, c)
+		if len(snap.Account.Blocks) != 2 || snap.Account.Blocks[0].Remaining != 10 {
+			t.Errorf("CheckRead's blocks after a debit = %+v, want %s with 10 left, then %s", snap.Account.Blocks, live.ID, later.ID)
+		}
+		wantSame(t, "CheckRead's rule after a new one", snap.Rule, newer)
+
 		_, err = s.CheckRead(ctx, other, c.ID, "", "api_calls")
 		wantErr(t, "CheckRead of a customer id from another scope", err, store.ErrNotFound)
 		snap, err = s.CheckRead(ctx, other, "", "ada", "api_calls")
