@@ -55,7 +55,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("the database cannot take writes: %w", err)
 	}
 	var running handlers
-	api := httpapi.NewServer(svc, newKeyCache(st, time.Now), log, svc.Ready, httpapi.WithMetrics(metrics.Handler(reg, log), m))
+	api := httpapi.NewServer(svc, st, log, svc.Ready, httpapi.WithMetrics(metrics.Handler(reg, log), m))
 	srv := c.timeouts.server(running.track(api))
 	if *pprofAddr != "" {
 		stopPprof, err := servePprof(*pprofAddr, stdout, log)

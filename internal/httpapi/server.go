@@ -56,10 +56,11 @@ type KeyLookup interface {
 }
 
 // NewServer returns the API handler. ready reports whether the server can
-// take traffic (for /readyz).
+// take traffic (for /readyz). Keys found through keys are trusted for a
+// minute (keyCache).
 func NewServer(svc *ledger.Service, keys KeyLookup, log *slog.Logger, ready func(context.Context) error, opts ...Option) *Server {
-	keys = boundedKeys{keys, svc.Timeout()}
-	s := &Server{svc: svc, keys: keys, log: log, mux: http.NewServeMux(), ready: ready}
+	cached := newKeyCache(boundedKeys{keys, svc.Timeout()}, time.Now)
+	s := &Server{svc: svc, keys: cached, log: log, mux: http.NewServeMux(), ready: ready}
 	s.routes()
 	for _, o := range opts {
 		o(s)
