@@ -41,17 +41,27 @@ func (s *Service) Balance(ctx context.Context, scope store.Scope, ref CustomerRe
 
 // balanceOf is a customer's balance from its blocks and holds as stored.
 func balanceOf(ctx context.Context, q store.Q, scope store.Scope, c store.Customer, now time.Time) (Balance, error) {
+	blocks, holds, err := accountRows(ctx, q, scope, c)
+	if err != nil {
+		return Balance{}, err
+	}
+	return balanceFrom(c, blocks, holds, now)
+}
+
+// accountRows reads a customer's live blocks and the holds stored as
+// active.
+func accountRows(ctx context.Context, q store.Q, scope store.Scope, c store.Customer) ([]store.Block, []store.Reservation, error) {
 	blocks, err := q.BlockList(ctx, scope, c.ID)
 	if err != nil {
-		return Balance{}, fmt.Errorf("balance of customer %s: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("blocks of customer %s: %w", c.ID, err)
 	}
 	var holds []store.Reservation
 	if c.Account.Reserved != 0 { // no hold: no read
 		if holds, err = q.ReservationsActive(ctx, scope, c.ID); err != nil {
-			return Balance{}, fmt.Errorf("holds of customer %s: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("holds of customer %s: %w", c.ID, err)
 		}
 	}
-	return balanceFrom(c, blocks, holds, now)
+	return blocks, holds, nil
 }
 
 // balanceFrom is a customer's balance from its live blocks (expired or
@@ -139,15 +149,9 @@ func (s *Service) checkByRead(ctx context.Context, scope store.Scope, ref Custom
 		if err != nil {
 			return err
 		}
-		blocks, err := q.BlockList(ctx, scope, c.ID)
+		blocks, holds, err := accountRows(ctx, q, scope, c)
 		if err != nil {
-			return fmt.Errorf("balance of customer %s: %w", c.ID, err)
-		}
-		var holds []store.Reservation
-		if c.Account.Reserved != 0 {
-			if holds, err = q.ReservationsActive(ctx, scope, c.ID); err != nil {
-				return fmt.Errorf("holds of customer %s: %w", c.ID, err)
-			}
+			return err
 		}
 		e, err = entitlement(c, rule, blocks, holds, metricKey, units, s.clock())
 		return err
