@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -129,5 +130,72 @@ func TestCheckMemoHoldsOnlyWhatIsCommitted(t *testing.T) {
 	db.probe()
 	if row, _, ok := db.CheckMemo(s, "c1", "", "calls"); ok {
 		t.Errorf("after another connection's write and a probe, the memory still answers: %+v", row)
+	}
+}
+
+// Checks read the memory while the writer commits and read transactions
+// offer rules (run with -race): every answer is one committed state, in
+// which the account's balance equals its block's remaining credits.
+func TestCheckMemoUnderConcurrentWrites(t *testing.T) {
+	db := openPlanDB(t)
+	ctx := t.Context()
+	s := store.Scope{TenantID: "t", Env: "test"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	err := db.Transact(ctx, func(q store.Q) error {
+		if err := q.RuleCreate(ctx, s, store.Rule{ID: "r1", MetricKey: "calls", Active: true, CreatedAt: now,
+			Rule: credit.Rule{CostType: credit.CostFlat, FlatCost: 1}}); err != nil {
+			return err
+		}
+		return q.WritesApply(ctx, &store.Writes{Scope: s, Lapsed: now,
+			Customers: []store.Customer{{ID: "c1", ExternalID: "ext-1", CreatedAt: now, Account: credit.Account{Balance: 1000, LifetimeEarned: 1000, Version: 1}}},
+			Blocks:    []store.Block{{Block: credit.Block{ID: "blk_1", Seq: 1, Original: 1000, Remaining: 1000}, CustomerID: "c1", Source: "topup", CreatedAt: now}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan string, 4)
+	for range 3 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- ""
+					return
+				default:
+				}
+				if _, err := db.CheckRead(ctx, s, "", "ext-1", "calls"); err != nil {
+					errs <- err.Error()
+					return
+				}
+				if row, _, ok := db.CheckMemo(s, "", "ext-1", "calls"); ok && (len(row.Blocks) != 1 || row.Blocks[0].Remaining != row.Customer.Account.Balance) {
+					errs <- fmt.Sprintf("a check saw balance %d beside blocks %+v", row.Customer.Account.Balance, row.Blocks)
+					return
+				}
+			}
+		}()
+	}
+	for v := int64(2); v <= 200; v++ {
+		left := 1000 - v
+		err := db.Transact(ctx, func(q store.Q) error {
+			if _, err := q.AccountsLoad(ctx, []store.CustomerKey{{Scope: s, CustomerID: "c1"}}); err != nil {
+				return err
+			}
+			return q.WritesApply(ctx, &store.Writes{Scope: s, Lapsed: now,
+				Accounts:  []store.AccountUpdate{{CustomerID: "c1", Account: credit.Account{Balance: left, LifetimeEarned: 1000, Version: v}}},
+				Remaining: []store.BlockRemaining{{CustomerID: "c1", BlockID: "blk_1", Remaining: left}}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 3 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	if row, _, ok := db.CheckMemo(s, "", "ext-1", "calls"); !ok || row.Customer.Account.Balance != 800 {
+		t.Errorf("after the writes the memory holds %+v, %v; want balance 800", row.Customer.Account, ok)
 	}
 }
