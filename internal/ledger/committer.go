@@ -21,13 +21,13 @@ import (
 // again pays the wait once.
 
 // maxGroup bounds a group's weight (a batch counts its events) where
-// several committers share the database (PostgreSQL): a bigger group holds
-// its customers' row locks longer, and the other committers' groups wait
-// on them (measured with 8,192: batch p99 rose from about 7 to 8–10 s for
+// several writers share the database (PostgreSQL: committers, instances): a
+// bigger group holds its customers' row locks longer, and the other
+// writers' groups wait on them (measured with 8,192: batch p99 rose from about 7 to 8–10 s for
 // a tenth more events/s).
 const maxGroup = 1024
 
-// maxGroupAlone bounds it where one committer writes (SQLite). A group
+// maxGroupAlone bounds it where one writer alone writes (SQLite). A group
 // writes each page it changes once, so bigger groups of batches write fewer
 // pages per event: 1,000-event batches went from 12,400–14,400 to
 // 17,100–18,000 events/s with 8,192 instead of 1,024 (32 clients). A

@@ -312,9 +312,9 @@ func TestGroupsStopAtTheirWeight(t *testing.T) {
 			}
 		}
 		f.svc.onGroup = nil
-		bound := maxGroup
-		if len(f.svc.committers) == 1 {
-			bound = maxGroupAlone
+		bound := maxGroupAlone
+		if _, ok := f.st.(Sharded); ok {
+			bound = maxGroup
 		}
 		// A group takes a command while it weighs less than the bound.
 		want := min(12, (bound-1)/1000+1)

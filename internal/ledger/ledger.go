@@ -107,17 +107,16 @@ type Sharded interface {
 // the clock: it is read once per transaction and the value passed down, so
 // that every row of a transaction carries the same time.
 func New(st store.Store, now func() time.Time, opts ...Option) *Service {
-	shards := 1
-	if sh, ok := st.(Sharded); ok && sh.WriteShards() > 1 {
-		shards = sh.WriteShards()
+	// A store with shards lets several writers in at once (instances, or
+	// committers), whose groups wait on each other's locks: their groups
+	// stay small. One writer alone (SQLite) takes bigger ones.
+	shards, weight := 1, maxGroupAlone
+	if sh, ok := st.(Sharded); ok {
+		shards, weight = max(1, sh.WriteShards()), maxGroup
 	}
 	s := &Service{store: st, now: now, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(s)
-	}
-	weight := maxGroup
-	if shards == 1 {
-		weight = maxGroupAlone
 	}
 	for range shards {
 		c := newCommitter(s, weight)
