@@ -140,56 +140,52 @@ func (g *group) load(ctx context.Context, pending []*pending) error {
 		}
 		sp.refs = append(sp.refs, pl.refs...)
 	}
-	if len(keys) > 0 {
-		if err := g.q.IdempotencyLockAll(ctx, keys); err != nil {
-			return err
-		}
-		recs, err := g.q.IdempotencyGetAll(ctx, keys, g.now.Add(-IdempotencyTTL))
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			g.records[idemKey{r.Scope, r.Key}] = r.IdempotencyRecord
-		}
-	}
+	// The key locks and stored answers, the webhook settings and the
+	// external ids: one call, one round trip where the backend pipelines.
+	reads := store.GroupReads{Keys: keys, Since: g.now.Add(-IdempotencyTTL), Externals: make(map[store.Scope][]string)}
 	// Whether each scope records webhook events is known before any change
 	// is noted, so that a scope without a webhook notes nothing.
 	if g.encode != nil {
-		for _, scope := range scopes {
-			if err := g.loadWebhookConfig(ctx, scope); err != nil {
-				return err
-			}
-		}
+		reads.Configs = scopes
 	}
-	var load []store.CustomerKey
+	byID := make(map[store.Scope][]string, len(scopes))
 	for _, scope := range scopes {
-		var byID, externals []string
 		for _, r := range byScope[scope].refs {
 			switch {
 			case r.ExternalID != "":
-				externals = append(externals, r.ExternalID)
+				reads.Externals[scope] = append(reads.Externals[scope], r.ExternalID)
 				// An external id shaped like a customer id may be one: the
 				// customer it names must be known before a new customer may
 				// take it as an external id (see account).
 				if ids.IsUUID(r.ExternalID) {
-					byID = append(byID, r.ExternalID)
+					byID[scope] = append(byID[scope], r.ExternalID)
 				}
 			case r.Lenient:
-				byID, externals = append(byID, r.ID), append(externals, r.ID)
+				byID[scope] = append(byID[scope], r.ID)
+				reads.Externals[scope] = append(reads.Externals[scope], r.ID)
 			default:
-				byID = append(byID, r.ID)
+				byID[scope] = append(byID[scope], r.ID)
 			}
 		}
-		if len(externals) > 0 {
-			found, err := g.q.CustomerIDsByExternal(ctx, scope, externals)
-			if err != nil {
-				return err
-			}
-			for _, id := range found {
-				byID = append(byID, id)
-			}
+	}
+	got, err := g.q.GroupPrepare(ctx, reads)
+	if err != nil {
+		return err
+	}
+	for _, r := range got.Records {
+		g.records[idemKey{r.Scope, r.Key}] = r.IdempotencyRecord
+	}
+	if g.encode != nil {
+		for _, scope := range scopes {
+			g.setWebhookConfig(scope, got.Configs[scope])
 		}
-		for _, id := range byID {
+	}
+	var load []store.CustomerKey
+	for _, scope := range scopes {
+		for _, id := range got.IDs[scope] {
+			byID[scope] = append(byID[scope], id)
+		}
+		for _, id := range byID[scope] {
 			load = append(load, store.CustomerKey{Scope: scope, CustomerID: id})
 		}
 	}

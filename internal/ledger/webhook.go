@@ -1,8 +1,6 @@
 package ledger
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -109,22 +107,9 @@ func (acc *account) effective(now time.Time) int64 {
 	return credit.Effective(live, acc.state.Account.Reserved)
 }
 
-// loadWebhookConfig reads, once per group, whether the scope's webhooks are
-// on: g.configs holds its settings then, nil otherwise.
-func (g *group) loadWebhookConfig(ctx context.Context, scope store.Scope) error {
-	if _, ok := g.configs[scope]; ok {
-		return nil
-	}
-	cfg, err := g.q.ConfigGet(ctx, scope)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("tenant config: %w", err)
-	}
-	g.setWebhookConfig(scope, cfg)
-	return nil
-}
-
 // setWebhookConfig records the scope's settings as the group's changes
-// will see them.
+// will see them (read once per group, by load): g.configs holds them when
+// the scope's webhooks are on, nil otherwise.
 func (g *group) setWebhookConfig(scope store.Scope, cfg store.TenantConfig) {
 	if cfg.WebhookURL == "" || len(cfg.WebhookSecret) == 0 {
 		g.configs[scope] = nil

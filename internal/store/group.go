@@ -80,6 +80,23 @@ func (w *Writes) Empty() bool {
 		len(w.ReservationUpdates) == 0 && len(w.Idempotency) == 0 && len(w.Events) == 0
 }
 
+// GroupReads is what GroupPrepare reads.
+type GroupReads struct {
+	Keys      []IdemKey
+	Since     time.Time
+	Configs   []Scope
+	Externals map[Scope][]string
+}
+
+// GroupPrepared is what GroupPrepare found: records as IdempotencyGetAll
+// returns them, the configs stored (a scope without one is left out), and
+// per scope the customer ids of the external ids found.
+type GroupPrepared struct {
+	Records []IdemRecord
+	Configs map[Scope]TenantConfig
+	IDs     map[Scope]map[string]string
+}
+
 // GroupQ is what a group commit needs of a transaction, beyond Q.
 type GroupQ interface {
 	// IdempotencyLockAll takes the locks of keys, held until the transaction
@@ -92,6 +109,12 @@ type GroupQ interface {
 	// IdempotencyGetAll returns the records stored at or after since for
 	// keys, in any order; keys without one are left out.
 	IdempotencyGetAll(ctx context.Context, keys []IdemKey, since time.Time) ([]IdemRecord, error)
+	// GroupPrepare does, in this order and in one round trip where the
+	// backend can send them together, what a group reads before it loads
+	// its accounts: IdempotencyLockAll and IdempotencyGetAll of r.Keys,
+	// ConfigGet of each of r.Configs, CustomerIDsByExternal of each scope's
+	// r.Externals.
+	GroupPrepare(ctx context.Context, r GroupReads) (GroupPrepared, error)
 	// CustomerIDsByExternal maps the external ids of one scope to customer
 	// ids; unknown external ids are left out.
 	CustomerIDsByExternal(ctx context.Context, s Scope, externalIDs []string) (map[string]string, error)

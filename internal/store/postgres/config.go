@@ -2,19 +2,46 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/creditd/creditd/internal/store"
 )
 
+const configSelect = `SELECT webhook_url, webhook_secret, low_balance_threshold, updated_at FROM tenant_configs
+	WHERE tenant_id = $1 AND env = $2`
+
 func (c conn) ConfigGet(ctx context.Context, s store.Scope) (store.TenantConfig, error) {
-	var cfg store.TenantConfig
-	var updated time.Time
-	err := c.q.QueryRow(ctx, `SELECT webhook_url, webhook_secret, low_balance_threshold, updated_at FROM tenant_configs
-		WHERE tenant_id = $1 AND env = $2`, s.TenantID, s.Env).Scan(&cfg.WebhookURL, &cfg.WebhookSecret, &cfg.LowBalanceThreshold, &updated)
+	cfg, err := scanConfig(c.q.QueryRow(ctx, configSelect, s.TenantID, s.Env))
 	if err != nil {
 		return store.TenantConfig{}, fmt.Errorf("select tenant config: %w", interpretError(err))
+	}
+	return cfg, nil
+}
+
+// queueConfigGet queues the read of a scope's config into out; a scope
+// without one is left out.
+func queueConfigGet(b *pgx.Batch, s store.Scope, out map[store.Scope]store.TenantConfig) {
+	b.Queue(configSelect, s.TenantID, s.Env).QueryRow(func(row pgx.Row) error {
+		cfg, err := scanConfig(row)
+		switch {
+		case err == nil:
+			out[s] = cfg
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		return nil
+	})
+}
+
+func scanConfig(row pgx.Row) (store.TenantConfig, error) {
+	var cfg store.TenantConfig
+	var updated time.Time
+	if err := row.Scan(&cfg.WebhookURL, &cfg.WebhookSecret, &cfg.LowBalanceThreshold, &updated); err != nil {
+		return store.TenantConfig{}, err
 	}
 	cfg.UpdatedAt = fromTS(updated)
 	return cfg, nil

@@ -33,17 +33,22 @@ func (c conn) IdempotencyLockAll(ctx context.Context, keys []store.IdemKey) erro
 	if len(keys) == 0 {
 		return nil
 	}
+	b := &pgx.Batch{}
+	queueIdemLock(b, keys)
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("lock idempotency keys: %w", interpretError(err))
+	}
+	return nil
+}
+
+func queueIdemLock(b *pgx.Batch, keys []store.IdemKey) {
 	texts := make([]string, len(keys))
 	for i, k := range keys {
 		texts[i] = k.Scope.TenantID + "/" + k.Scope.Env + "/" + k.Key
 	}
-	_, err := c.q.Exec(ctx, `SELECT pg_advisory_xact_lock(h)
+	b.Queue(`SELECT pg_advisory_xact_lock(h)
 		FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k) AS hashes
 		ORDER BY h`, texts)
-	if err != nil {
-		return fmt.Errorf("lock idempotency keys: %w", interpretError(err))
-	}
-	return nil
 }
 
 func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since time.Time) ([]store.IdemRecord, error) {
@@ -54,9 +59,22 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 	// planner walk idempotency_keys_created through every tenant's recent
 	// keys when its statistics say few are recent, a cost that grows with
 	// traffic; the primary key finds at most one row per key either way.
-	scopes, names := groupByScope(keys, func(k store.IdemKey) (store.Scope, string) { return k.Scope, k.Key })
 	var recs []store.IdemRecord
 	b := &pgx.Batch{}
+	queueIdemGet(b, keys, &recs)
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("select idempotency keys: %w", interpretError(err))
+	}
+	return sinceFilter(recs, since), nil
+}
+
+func sinceFilter(recs []store.IdemRecord, since time.Time) []store.IdemRecord {
+	return slices.DeleteFunc(recs, func(r store.IdemRecord) bool { return r.CreatedAt.Before(ms(since)) })
+}
+
+// queueIdemGet queues the reads of keys' records into *recs.
+func queueIdemGet(b *pgx.Batch, keys []store.IdemKey, recs *[]store.IdemRecord) {
+	scopes, names := groupByScope(keys, func(k store.IdemKey) (store.Scope, string) { return k.Scope, k.Key })
 	for _, s := range scopes {
 		b.Queue(`SELECT key, method, path, status, body, created_at FROM idempotency_keys
 			WHERE tenant_id = $1 AND env = $2 AND key = ANY ($3::text[])`, s.TenantID, s.Env, names[s]).Query(func(rows pgx.Rows) error {
@@ -67,15 +85,11 @@ func (c conn) IdempotencyGetAll(ctx context.Context, keys []store.IdemKey, since
 					return err
 				}
 				rec.CreatedAt = fromTS(created)
-				recs = append(recs, rec)
+				*recs = append(*recs, rec)
 			}
 			return rows.Err()
 		})
 	}
-	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("select idempotency keys: %w", interpretError(err))
-	}
-	return slices.DeleteFunc(recs, func(r store.IdemRecord) bool { return r.CreatedAt.Before(ms(since)) }), nil
 }
 
 func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, externalIDs []string) (map[string]string, error) {
@@ -83,19 +97,58 @@ func (c conn) CustomerIDsByExternal(ctx context.Context, s store.Scope, external
 	if len(externalIDs) == 0 {
 		return out, nil
 	}
-	rows, err := c.q.Query(ctx, `SELECT external_id, id FROM customers
-		WHERE tenant_id = $1 AND env = $2 AND external_id = ANY ($3::text[])`, s.TenantID, s.Env, externalIDs)
-	pairs, err := collect(rows, err, "select customers by external id", func(r scanner) ([2]string, error) {
-		var p [2]string
-		err := r.Scan(&p[0], &p[1])
-		return p, err
+	b := &pgx.Batch{}
+	queueExternalIDs(b, s, externalIDs, out)
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("select customers by external id: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+func queueExternalIDs(b *pgx.Batch, s store.Scope, externalIDs []string, out map[string]string) {
+	b.Queue(`SELECT external_id, id FROM customers
+		WHERE tenant_id = $1 AND env = $2 AND external_id = ANY ($3::text[])`, s.TenantID, s.Env, externalIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var ext, id string
+			if err := rows.Scan(&ext, &id); err != nil {
+				return err
+			}
+			out[ext] = id
+		}
+		return rows.Err()
 	})
-	if err != nil {
-		return nil, err
+}
+
+// GroupPrepare sends its reads as one batch. The batch runs in order, so
+// the key locks are held before their records are read, as with
+// IdempotencyLockAll then IdempotencyGetAll.
+func (c conn) GroupPrepare(ctx context.Context, r store.GroupReads) (store.GroupPrepared, error) {
+	out := store.GroupPrepared{Configs: make(map[store.Scope]store.TenantConfig), IDs: make(map[store.Scope]map[string]string)}
+	b := &pgx.Batch{}
+	var recs []store.IdemRecord
+	if len(r.Keys) > 0 {
+		if !c.inTx {
+			return out, fmt.Errorf("idempotency locks outside a transaction")
+		}
+		queueIdemLock(b, r.Keys)
+		queueIdemGet(b, r.Keys, &recs)
 	}
-	for _, p := range pairs {
-		out[p[0]] = p[1]
+	for _, s := range r.Configs {
+		queueConfigGet(b, s, out.Configs)
 	}
+	for s, exts := range r.Externals {
+		out.IDs[s] = make(map[string]string, len(exts))
+		if len(exts) > 0 {
+			queueExternalIDs(b, s, exts, out.IDs[s])
+		}
+	}
+	if b.Len() == 0 {
+		return out, nil
+	}
+	if err := c.q.SendBatch(ctx, b).Close(); err != nil {
+		return out, fmt.Errorf("group reads: %w", interpretError(err))
+	}
+	out.Records = sinceFilter(recs, r.Since)
 	return out, nil
 }
 

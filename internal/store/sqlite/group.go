@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -399,4 +400,37 @@ func written(res sql.Result, want int, short error) error {
 		return fmt.Errorf("%d of %d rows written: %w", n, want, short)
 	}
 	return nil
+}
+
+// GroupPrepare runs its reads one after another: SQLite answers each in the
+// process, with no round trip to save.
+func (c conn) GroupPrepare(ctx context.Context, r store.GroupReads) (store.GroupPrepared, error) {
+	out := store.GroupPrepared{Configs: make(map[store.Scope]store.TenantConfig), IDs: make(map[store.Scope]map[string]string)}
+	if len(r.Keys) > 0 {
+		if err := c.IdempotencyLockAll(ctx, r.Keys); err != nil {
+			return out, err
+		}
+		recs, err := c.IdempotencyGetAll(ctx, r.Keys, r.Since)
+		if err != nil {
+			return out, err
+		}
+		out.Records = recs
+	}
+	for _, s := range r.Configs {
+		cfg, err := c.ConfigGet(ctx, s)
+		switch {
+		case err == nil:
+			out.Configs[s] = cfg
+		case !errors.Is(err, store.ErrNotFound):
+			return out, err
+		}
+	}
+	for s, exts := range r.Externals {
+		ids, err := c.CustomerIDsByExternal(ctx, s, exts)
+		if err != nil {
+			return out, err
+		}
+		out.IDs[s] = ids
+	}
+	return out, nil
 }

@@ -301,6 +301,58 @@ func testGroupRead(t *testing.T, open func(t *testing.T) store.Store) {
 	})
 }
 
+// testGroupPrepare pins GroupPrepare to what its four reads answer one by
+// one, across scopes, inside a transaction.
+func testGroupPrepare(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("GroupPrepare", func(t *testing.T) {
+		t.Parallel()
+		s, ctx := open(t), t.Context()
+		sc, sc2 := newScope(t, s), newScope(t, s)
+		old, fresh := newRecord(t0), newRecord(at(2*time.Hour))
+		for _, r := range []store.IdempotencyRecord{old, fresh} {
+			wantNoErr(t, "WritesApply(record)", putRecord(t, s, sc, r, r.CreatedAt.Add(-ttl)))
+		}
+		cfg := store.TenantConfig{WebhookURL: "https://example.test/hooks", WebhookSecret: []byte("0123456789abcdef0123"), UpdatedAt: t0}
+		mustTransact(t, s, func(q store.Q) error { return q.ConfigPut(ctx, sc, cfg) })
+		c1 := store.Customer{ID: ids.UUID(), ExternalID: "u1", CreatedAt: t0}
+		c2 := store.Customer{ID: ids.UUID(), ExternalID: "u1", CreatedAt: t0}
+		mustApply(t, s, &store.Writes{Scope: sc, Customers: []store.Customer{c1}})
+		mustApply(t, s, &store.Writes{Scope: sc2, Customers: []store.Customer{c2}})
+
+		reads := store.GroupReads{
+			Keys:      []store.IdemKey{{Scope: sc, Key: old.Key}, {Scope: sc, Key: fresh.Key}, {Scope: sc2, Key: old.Key}},
+			Since:     at(time.Hour),
+			Configs:   []store.Scope{sc, sc2},
+			Externals: map[store.Scope][]string{sc: {"u1", "u9"}, sc2: {"u1"}},
+		}
+		transact(t, s, func(q store.Q) error {
+			got, err := q.GroupPrepare(ctx, reads)
+			wantNoErr(t, "GroupPrepare", err)
+			if len(got.Records) != 1 {
+				t.Fatalf("GroupPrepare's records = %+v, want %s's fresh one only", got.Records, refKey(sc, fresh.Key))
+			}
+			wantSame(t, "GroupPrepare's record", got.Records[0], store.IdemRecord{Scope: sc, IdempotencyRecord: fresh})
+			if c, ok := got.Configs[sc]; !ok {
+				t.Errorf("GroupPrepare found no config for %v", sc)
+			} else {
+				wantSame(t, "GroupPrepare's config", c, cfg)
+			}
+			if _, ok := got.Configs[sc2]; ok {
+				t.Errorf("GroupPrepare found a config for %v, which has none", sc2)
+			}
+			want := map[store.Scope]map[string]string{sc: {"u1": c1.ID}, sc2: {"u1": c2.ID}}
+			if fmt.Sprint(got.IDs[sc]) != fmt.Sprint(want[sc]) || fmt.Sprint(got.IDs[sc2]) != fmt.Sprint(want[sc2]) {
+				t.Errorf("GroupPrepare's ids = %v, want %v", got.IDs, want)
+			}
+			none, err := q.GroupPrepare(ctx, store.GroupReads{})
+			if err != nil || len(none.Records) != 0 || len(none.Configs) != 0 || len(none.IDs) != 0 {
+				t.Errorf("GroupPrepare(nothing) = %+v, %v; want nothing", none, err)
+			}
+			return nil
+		})
+	})
+}
+
 // idsOf returns the rows' ids, in order.
 func idsOf[T any](rows []T, id func(T) string) []string {
 	out := make([]string, len(rows))

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CheckRead", func(t *testing.T) { testCheckRead(t, open) })
 	t.Run("WritesApply", func(t *testing.T) { testWritesApply(t, open) })
 	t.Run("GroupRead", func(t *testing.T) { testGroupRead(t, open) })
+	t.Run("GroupPrepare", func(t *testing.T) { testGroupPrepare(t, open) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, open) })
 	t.Run("WebhookLease", func(t *testing.T) { testWebhookLease(t, open) })
 }
