@@ -87,7 +87,7 @@ func balanceFrom(c store.Customer, rows []store.Block, holds []store.Reservation
 	var reserved int64
 	if c.Account.Reserved != 0 {
 		for _, r := range holds {
-			if r.ExpiresAt.After(now) {
+			if viewStatus(r, now) == store.ReservationActive {
 				if reserved, err = credit.Add(reserved, r.Amount); err != nil {
 					return Balance{}, err
 				}

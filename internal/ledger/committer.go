@@ -23,8 +23,8 @@ import (
 // maxGroup bounds a group's weight (a batch counts its events) where
 // several writers share the database (PostgreSQL: committers, instances): a
 // bigger group holds its customers' row locks longer, and the other
-// writers' groups wait on them (measured with 8,192: batch p99 rose from about 7 to 8–10 s for
-// a tenth more events/s).
+// writers' groups wait on them (measured with 8,192: batch p99 rose from
+// about 7 to 8–10 s for a tenth more events/s).
 const maxGroup = 1024
 
 // maxGroupAlone bounds it where one writer alone writes (SQLite). A group

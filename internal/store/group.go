@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/creditd/creditd/internal/credit"
@@ -28,6 +29,13 @@ type AccountRow struct {
 	Customer Customer
 	Blocks   []Block
 	Holds    []Reservation // the reservations stored as active, elapsed or not, oldest first
+}
+
+// Clone returns r with blocks and holds of its own, for a cache to keep or
+// hand out while the original changes.
+func (r AccountRow) Clone() AccountRow {
+	r.Blocks, r.Holds = slices.Clone(r.Blocks), slices.Clone(r.Holds)
+	return r
 }
 
 // AccountUpdate is an account's new totals.

@@ -148,14 +148,12 @@ func (cc *checkCache) get(s store.Scope, customerID, externalID, metricKey strin
 	if !ok || !ruled {
 		return store.CheckSnapshot{}, false
 	}
-	row.Blocks, row.Holds = slices.Clone(row.Blocks), slices.Clone(row.Holds)
 	rule.Tiers = slices.Clone(rule.Tiers)
-	return store.CheckSnapshot{Account: row, Rule: rule, Ruled: true}, true
+	return store.CheckSnapshot{Account: row.Clone(), Rule: rule, Ruled: true}, true
 }
 
 func (cc *checkCache) put(s store.Scope, metricKey string, snap store.CheckSnapshot) {
-	row := snap.Account
-	row.Blocks, row.Holds = slices.Clone(row.Blocks), slices.Clone(row.Holds)
+	row := snap.Account.Clone()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if len(cc.rows) >= maxCheckCached || len(cc.rules) >= maxCheckCached {

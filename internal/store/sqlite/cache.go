@@ -173,9 +173,8 @@ func (ac *accountCache) checkMemo(s store.Scope, customerID, externalID, metricK
 	if !ok || !ruled {
 		return store.AccountRow{}, store.Rule{}, false
 	}
-	r.Blocks, r.Holds = slices.Clone(r.Blocks), slices.Clone(r.Holds)
 	rule.Tiers = slices.Clone(rule.Tiers)
-	return r, rule, true
+	return r.Clone(), rule, true
 }
 
 func (ac *accountCache) stage(f func()) { ac.staged = append(ac.staged, f) }
@@ -187,14 +186,13 @@ func (ac *accountCache) row(k cacheKey) (store.AccountRow, bool) {
 	if !ok || ac.dirty[k] {
 		return r, false
 	}
-	r.Blocks, r.Holds = slices.Clone(r.Blocks), slices.Clone(r.Holds)
-	return r, true
+	return r.Clone(), true
 }
 
 // loaded stages rows read from the database.
 func (ac *accountCache) loaded(rows []store.AccountRow) {
 	for _, r := range rows {
-		r.Blocks, r.Holds = slices.Clone(r.Blocks), slices.Clone(r.Holds)
+		r = r.Clone()
 		ac.stage(func() {
 			ac.rows[cacheKey{r.Scope, r.Customer.ID}] = r
 			if r.Customer.ExternalID != "" {
