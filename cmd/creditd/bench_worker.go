@@ -11,19 +11,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
-// worker keeps one request in flight at a time. It reuses its request, body
-// buffer and response buffer, so that a measured request costs the client
-// little more than net/http's own allocations.
+// worker keeps one request in flight at a time, on its own connection. It
+// reuses its request, body buffer and response buffer, so that a measured
+// request costs the client little more than net/http's own allocations.
 type worker struct {
 	b    *bencher
 	id   string
 	seq  int
+	ctx  context.Context
+	wire wire
 	req  *http.Request
-	body *reqBody
 	buf  []byte   // the request body being built
 	key  []byte   // the request's Idempotency-Key being built
 	idem []string // the Idempotency-Key header's value, rewritten in place
@@ -41,28 +41,8 @@ type worker struct {
 	firstErr  string
 }
 
-// reqBody is a request body over a worker's buffer. The transport may read
-// and close a body after RoundTrip has returned (when the server answers
-// before reading it all), so the worker rewrites its buffer only after the
-// transport has closed the body.
-type reqBody struct {
-	bytes.Reader
-	closed atomic.Bool
-	done   chan struct{} // receives once per request, on the first Close
-}
-
-func newReqBody() *reqBody { return &reqBody{done: make(chan struct{}, 1)} }
-
-// Close implements io.Closer.
-func (r *reqBody) Close() error {
-	if r.closed.CompareAndSwap(false, true) {
-		r.done <- struct{}{}
-	}
-	return nil
-}
-
 func (b *bencher) newWorker(ctx context.Context, i int) *worker {
-	w := &worker{b: b, id: strconv.Itoa(i), body: newReqBody(), errs: map[string]int64{},
+	w := &worker{b: b, id: strconv.Itoa(i), ctx: ctx, wire: wire{base: b.base}, errs: map[string]int64{},
 		lat: make([]time.Duration, 0, 4096)}
 	u := *b.base
 	u.RawPath = ""
@@ -77,7 +57,6 @@ func (b *bencher) newWorker(ctx context.Context, i int) *worker {
 	}
 	w.req = &http.Request{Method: method, URL: &u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{}, Host: u.Host}
-	w.req = w.req.WithContext(ctx)
 	w.req.Header.Set("X-API-Key", b.cfg.key)
 	if method == http.MethodPost {
 		w.req.Header.Set("Content-Type", "application/json")
@@ -89,6 +68,7 @@ func (b *bencher) newWorker(ctx context.Context, i int) *worker {
 
 // loop sends requests until the measured window ends or ctx is cancelled.
 func (w *worker) loop(ctx context.Context, win window, p *pacer) {
+	defer w.wire.close()
 	var timer *time.Timer
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -211,22 +191,11 @@ func (w *worker) do() outcome {
 	case "check":
 		w.req.URL.Path = b.paths[rand.IntN(n)]
 	}
-	if w.req.Method == http.MethodPost {
-		w.body.Reset(w.buf)
-		w.body.closed.Store(false)
-		w.req.Body, w.req.ContentLength = w.body, int64(len(w.buf))
-	}
-	res, err := b.tr.RoundTrip(w.req)
-	w.resp.Reset()
-	if err == nil {
-		_, err = w.resp.ReadFrom(res.Body)
-		res.Body.Close()
-	}
-	w.reclaim()
+	status, err := w.wire.roundTrip(w.ctx, w.req, w.buf, &w.resp)
 	if err != nil {
 		return outcome{err: err}
 	}
-	o := outcome{status: res.StatusCode}
+	o := outcome{status: status}
 	if o.status/100 != 2 {
 		return o
 	}
@@ -241,22 +210,6 @@ func (w *worker) do() outcome {
 		w.tally(&o)
 	}
 	return o
-}
-
-// reclaim takes the request body back for the next request. Should the
-// transport still hold it, the worker leaves it the buffer and request and
-// starts afresh rather than wait.
-func (w *worker) reclaim() {
-	if w.req.Method != http.MethodPost {
-		return
-	}
-	select {
-	case <-w.body.done:
-	default:
-		w.body, w.buf = newReqBody(), nil
-		w.req = w.req.Clone(w.req.Context())
-		w.idem = w.req.Header["Idempotency-Key"]
-	}
 }
 
 // appendEvent appends one usage event; j ≥ 0 gives it the idempotency key
