@@ -15,18 +15,16 @@ import (
 	"time"
 )
 
-// answerOnce serves each connection one answer and then closes it without
-// saying so (no "Connection: close"), as a server does that closes an idle
-// connection while a request is on its way. It counts connections and
-// requests.
-func answerOnce(t *testing.T) (base *url.URL, conns, reqs *atomic.Int64) {
+// listen serves each connection with handle, on a listener of its own, and
+// counts the connections.
+func listen(t *testing.T, handle func(net.Conn)) (base *url.URL, conns *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	conns, reqs = new(atomic.Int64), new(atomic.Int64)
+	conns = new(atomic.Int64)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -34,21 +32,31 @@ func answerOnce(t *testing.T) (base *url.URL, conns, reqs *atomic.Int64) {
 				return
 			}
 			conns.Add(1)
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				body, _ := io.ReadAll(req.Body)
-				reqs.Add(1)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
-				c.Write(body)
-			}()
+			go handle(c)
 		}
 	}()
-	u, _ := url.Parse("http://" + ln.Addr().String())
-	return u, conns, reqs
+	base, _ = url.Parse("http://" + ln.Addr().String())
+	return base, conns
+}
+
+// answerOnce serves each connection one answer and then closes it without
+// saying so (no "Connection: close"), as a server does that closes an idle
+// connection while a request is on its way. It counts connections and
+// requests.
+func answerOnce(t *testing.T) (base *url.URL, conns, reqs *atomic.Int64) {
+	reqs = new(atomic.Int64)
+	base, conns = listen(t, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		reqs.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+		c.Write(body)
+	})
+	return base, conns, reqs
 }
 
 func TestWireSendsAgainOnAClosedKeptConnection(t *testing.T) {
@@ -72,23 +80,7 @@ func TestWireSendsAgainOnAClosedKeptConnection(t *testing.T) {
 }
 
 func TestWireNewConnectionFailsOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close() // reads nothing, answers nothing
-		}
-	}()
-	defer ln.Close()
-	base, _ := url.Parse("http://" + ln.Addr().String())
+	base, conns := listen(t, func(c net.Conn) { c.Close() }) // reads nothing, answers nothing
 	w := wire{base: base}
 	req := &http.Request{Method: http.MethodGet, URL: base, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{}, Host: base.Host}
@@ -104,21 +96,15 @@ func TestWireNewConnectionFailsOnce(t *testing.T) {
 }
 
 func TestWireCancelEndsTheRequestInFlight(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // holds the connection, never answers
+	held := make(chan net.Conn, 1)
+	base, _ := listen(t, func(c net.Conn) { held <- c }) // holds the connection, never answers
+	t.Cleanup(func() {
+		select {
+		case c := <-held:
+			c.Close()
+		default:
 		}
-	}()
-	base, _ := url.Parse("http://" + ln.Addr().String())
+	})
 	w := wire{base: base}
 	defer w.close()
 	ctx, cancel := context.WithCancel(context.Background())
