@@ -19,13 +19,13 @@ import (
 )
 
 // serveGCPercent is the garbage collector's target unless GOGC is set. The
-// server's live heap is small (about 10 MB under load) and every request
+// server's live heap is small (about 10 MB under checks) and every request
 // allocates, so at Go's default of 100 the collector ran four times a
 // second under 7,000 entitlement checks/s, each mark phase taking a share
 // of one of two cores for 11–19 ms: the checks in those windows made the
 // tail. At 400 it runs a quarter as often, for about 40 MB more heap; p99
-// of the check on PostgreSQL went from 2.3–2.7 to 1.8–2.1 ms in
-// interleaved runs (BENCHMARKS.md).
+// of the check on PostgreSQL went from 1.8–2.7 to 1.5–2.1 ms in five
+// interleaved pairs (BENCHMARKS.md).
 const serveGCPercent = 400
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
