@@ -22,6 +22,7 @@ const (
 	CodeMetricExists         = "metric-exists"
 	CodeIdempotencyKeyReused = "idempotency-key-reused"
 	CodeNoMeteringRule       = "no-metering-rule"
+	CodeReservationNotActive = "reservation-not-active"
 	CodeRateLimited          = "rate-limited"
 	CodeServiceUnavailable   = "service-unavailable"
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/creditd/creditd/client"
 	"github.com/creditd/creditd/internal/pgtest"
+	"time"
 )
 
 // apiServer starts a real "creditd serve" on backend (sqlite or postgres)
@@ -389,6 +390,78 @@ func TestClientAgainstServer(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != 402 || e.Required != 6000 || e.Available != 5000 {
 		t.Errorf("Usage over the balance: %v, want a 402 with required 6000, available 5000", err)
 	}
+}
+
+// TestClientReservations runs the client's reservation calls against a
+// real server: a hold counts in reserved_balance, a partial commit debits
+// the actual cost and gives the rest back, a settled hold refuses a second
+// settlement with its state, and the list filters by customer and status.
+func TestClientReservations(t *testing.T) {
+	s, key := apiServer(t, "sqlite")
+	cl := client.New(s.URL, key)
+	ctx := context.Background()
+	if _, err := cl.Grant(ctx, client.GrantRequest{ExternalCustomerID: "gina", Credits: 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := cl.Reserve(ctx, client.ReserveRequest{ExternalCustomerID: "gina", BillableMetricKey: "tokens",
+		EstimatedUnits: 4, TTLSeconds: 60, Metadata: map[string]string{"job": "render"}})
+	if err != nil || held.Amount != 4000 || held.Status != client.ReservationActive || held.ExternalCustomerID != "gina" ||
+		time.Until(held.ExpiresAt) > time.Minute || string(held.Metadata) != `{"job":"render"}` {
+		t.Fatalf("Reserve 4 units: %+v, %v; want 4,000 mc held for a minute", held, err)
+	}
+	bal, err := cl.Balance(ctx, client.ByExternalID("gina"), false)
+	if err != nil || bal.ReservedBalance != 4000 || bal.EffectiveBalance != 6000 {
+		t.Errorf("Balance while held: %+v, %v; want 4,000 reserved, 6,000 to spend", bal, err)
+	}
+	_, err = cl.Reserve(ctx, client.ReserveRequest{ExternalCustomerID: "gina", BillableMetricKey: "tokens", EstimatedUnits: 7})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != client.CodeInsufficientCredits || e.Available != 6000 {
+		t.Errorf("Reserve beyond the effective balance: %v, want 402 with 6,000 available", err)
+	}
+	done, err := cl.CommitReservation(ctx, held.ID, client.CommitRequest{ActualUnits: new(int64(3))})
+	if err != nil || done.Status != client.ReservationCommitted || done.CommittedAmount == nil || *done.CommittedAmount != 3000 ||
+		done.ReleasedAmount == nil || *done.ReleasedAmount != 1000 {
+		t.Fatalf("Commit 3 of 4 units: %+v, %v; want 3,000 committed, 1,000 released", done, err)
+	}
+	_, err = cl.ReleaseReservation(ctx, held.ID, client.WriteOptions{})
+	if !errors.As(err, &e) || e.Status != 409 || e.Code != client.CodeReservationNotActive ||
+		string(e.Extra["reservation_status"]) != `"committed"` {
+		t.Errorf("Release after commit: %v, want 409 reservation-not-active, status committed", err)
+	}
+	other, err := cl.Reserve(ctx, client.ReserveRequest{ExternalCustomerID: "gina", BillableMetricKey: "tokens", EstimatedUnits: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cl.ReleaseReservation(ctx, other.ID, client.WriteOptions{}); err != nil || r.Status != client.ReservationReleased ||
+		r.ReleasedAmount == nil || *r.ReleasedAmount != 2000 {
+		t.Errorf("Release: %+v, %v; want released, 2,000 mc back", r, err)
+	}
+	got, err := cl.GetReservation(ctx, held.ID)
+	if err != nil || got.ID != held.ID || got.Status != client.ReservationCommitted {
+		t.Errorf("GetReservation: %+v, %v", got, err)
+	}
+	page, err := cl.Reservations(ctx, client.ReservationListOptions{Customer: client.ByExternalID("gina"), Status: client.ReservationReleased})
+	if err != nil || len(page.Data) != 1 || page.Data[0].ID != other.ID {
+		t.Errorf("Reservations released by gina: %v, %v; want only %s", reservationIDs(page), err, other.ID)
+	}
+	page, err = cl.Reservations(ctx, client.ReservationListOptions{Customer: client.ByExternalID("gina"), Limit: 1})
+	if err != nil || len(page.Data) != 1 || page.Data[0].ID != other.ID || !page.Pagination.HasMore {
+		t.Errorf("Reservations of gina, a page of 1: %v, %v; want the newest and more", reservationIDs(page), err)
+	}
+	if bal, err := cl.Balance(ctx, client.ByExternalID("gina"), false); err != nil || bal.Balance != 7000 || bal.ReservedBalance != 0 {
+		t.Errorf("Balance after settling: %+v, %v; want 7,000, nothing held", bal, err)
+	}
+}
+
+func reservationIDs(p *client.Page[client.Reservation]) []string {
+	if p == nil {
+		return nil
+	}
+	var ids []string
+	for _, r := range p.Data {
+		ids = append(ids, r.ID+" "+r.Status)
+	}
+	return ids
 }
 
 // TestCreditsDecimal: credits as decimals, both ways, with integers only.
