@@ -453,6 +453,73 @@ func TestClientReservations(t *testing.T) {
 	}
 }
 
+// TestClientPlanPurchase runs the seed's flow through the client against a
+// real server: a wallet top-up pays for a plan whose credits arrive as a
+// priority-10 block that expires; the same order again is a duplicate that
+// changes nothing; a wallet short of the price is a 402 that writes
+// nothing; an archived plan is refused.
+func TestClientPlanPurchase(t *testing.T) {
+	s, key := apiServer(t, "sqlite")
+	cl := client.New(s.URL, key)
+	ctx := context.Background()
+	month := int64(30 * 24 * 3600)
+	plan, err := cl.CreatePlan(ctx, client.PlanRequest{Key: "pro", Name: "Pro", Price: 6000, Credits: 50_000, DurationSeconds: &month})
+	if err != nil || plan.Key != "pro" || plan.Priority != 10 || !plan.Active || plan.DurationSeconds == nil || *plan.DurationSeconds != month {
+		t.Fatalf("CreatePlan: %+v, %v; want an active plan of priority 10 lasting a month", plan, err)
+	}
+	_, err = cl.CreatePlan(ctx, client.PlanRequest{Key: "pro", Name: "Again", Price: 1, Credits: 1})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != client.CodePlanExists {
+		t.Errorf("CreatePlan of a taken key: %v, want 409 plan-exists", err)
+	}
+	if _, err := cl.Grant(ctx, client.GrantRequest{ExternalCustomerID: "hana", Credits: 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	req := client.PurchaseRequest{WriteOptions: client.WriteOptions{IdempotencyKey: "purchase-o1"}, PlanKey: "pro", OrderID: "o1"}
+	p, err := cl.Purchase(ctx, client.ByExternalID("hana"), req)
+	if err != nil || p.Duplicate || p.Price != 6000 || len(p.Debits) != 1 || p.Debits[0].Amount != 6000 ||
+		p.Block.Priority != 10 || p.Block.Source != "plan" || p.Block.RemainingAmount != 50_000 || p.Block.ExpiresAt == nil ||
+		!p.Block.ExpiresAt.Equal(p.CreatedAt.Add(time.Duration(month)*time.Second)) || p.BalanceAfter != 54_000 {
+		t.Fatalf("Purchase: %+v, %v; want 6,000 paid, a 50,000 mc plan block expiring in a month", p, err)
+	}
+	again, err := cl.Purchase(ctx, client.ByExternalID("hana"), client.PurchaseRequest{PlanKey: "pro", OrderID: "o1"})
+	if err != nil || !again.Duplicate || again.ID != p.ID {
+		t.Errorf("the same order under another key: %+v, %v; want the stored purchase, duplicate", again, err)
+	}
+	_, err = cl.Purchase(ctx, client.ByExternalID("hana"), client.PurchaseRequest{PlanKey: "pro", OrderID: "o2"})
+	if !errors.As(err, &e) || e.Code != client.CodeInsufficientCredits || e.Required != 6000 || e.Available != 4000 {
+		t.Errorf("a second order with 4,000 mc payable: %v, want 402 required 6,000 available 4,000", err)
+	}
+	if bal, err := cl.Balance(ctx, client.ByExternalID("hana"), false); err != nil || bal.Balance != 54_000 {
+		t.Errorf("Balance: %+v, %v; want 54,000 (the duplicate and the 402 wrote nothing)", bal, err)
+	}
+	got, err := cl.GetPurchase(ctx, p.ID)
+	if err != nil || got.OrderID != "o1" || got.PlanKey != "pro" {
+		t.Errorf("GetPurchase: %+v, %v", got, err)
+	}
+	list, err := cl.Purchases(ctx, client.ByExternalID("hana"), client.ListOptions{})
+	if err != nil || len(list.Data) != 1 || list.Data[0].ID != p.ID {
+		t.Errorf("Purchases: %v; want the one purchase", err)
+	}
+	if archived, err := cl.ArchivePlan(ctx, "pro", client.WriteOptions{}); err != nil || archived.Active {
+		t.Fatalf("ArchivePlan: %+v, %v", archived, err)
+	}
+	if _, err := cl.Grant(ctx, client.GrantRequest{ExternalCustomerID: "hana", Credits: 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.Purchase(ctx, client.ByExternalID("hana"), client.PurchaseRequest{PlanKey: "pro", OrderID: "o3"})
+	if !errors.As(err, &e) || e.Status != 409 || e.Code != client.CodePlanArchived {
+		t.Errorf("buying an archived plan: %v, want 409 plan-archived", err)
+	}
+	plans, err := cl.Plans(ctx, client.ListOptions{})
+	if err != nil || len(plans.Data) != 1 || plans.Data[0].Active {
+		t.Errorf("Plans: %v; want the archived plan listed", err)
+	}
+	if got, err := cl.GetPlan(ctx, "pro"); err != nil || got.ID != plan.ID || got.Active {
+		t.Errorf("GetPlan: %+v, %v", got, err)
+	}
+}
+
 func reservationIDs(p *client.Page[client.Reservation]) []string {
 	if p == nil {
 		return nil
