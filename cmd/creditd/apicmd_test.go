@@ -520,6 +520,48 @@ func TestClientPlanPurchase(t *testing.T) {
 	}
 }
 
+// TestClientTransactions runs a transfer as a linked transaction through
+// the client against a real server: a usage on one customer and a grant to
+// another, both or neither; a failing operation is named by its index and
+// leaves nothing written.
+func TestClientTransactions(t *testing.T) {
+	s, key := apiServer(t, "sqlite")
+	cl := client.New(s.URL, key)
+	ctx := context.Background()
+	if _, err := cl.Grant(ctx, client.GrantRequest{ExternalCustomerID: "ivy", Credits: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := cl.Transact(ctx, client.TransactionRequest{Metadata: map[string]string{"why": "gift"}, Operations: []client.Operation{
+		client.UsageOp(client.UsageRequest{ExternalCustomerID: "ivy", BillableMetricKey: "tokens", Units: 2}),
+		client.GrantOp(client.GrantRequest{ExternalCustomerID: "jack", Credits: 2000, Source: "transfer"}),
+	}})
+	if err != nil || len(tx.Results) != 2 || tx.Results[0].Type != "usage" || tx.Results[0].Usage == nil ||
+		tx.Results[0].Usage.EstimatedCost != 2000 || tx.Results[1].Index != 1 || tx.Results[1].Grant == nil ||
+		tx.Results[1].Grant.RemainingAmount != 2000 || tx.Results[1].Grant.Source != "transfer" || string(tx.Metadata) != `{"why":"gift"}` {
+		t.Fatalf("Transact a transfer: %+v, %v", tx, err)
+	}
+	_, err = cl.Transact(ctx, client.TransactionRequest{Operations: []client.Operation{
+		client.GrantOp(client.GrantRequest{ExternalCustomerID: "jack", Credits: 1000}),
+		client.UsageOp(client.UsageRequest{ExternalCustomerID: "ivy", BillableMetricKey: "tokens", Units: 10}),
+	}})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != client.CodeInsufficientCredits || string(e.Extra["operation_index"]) != "1" {
+		t.Errorf("a transaction whose second operation is short: %v, want 402 with operation_index 1", err)
+	}
+	for ext, want := range map[string]int64{"ivy": 3000, "jack": 2000} {
+		if bal, err := cl.Balance(ctx, client.ByExternalID(ext), false); err != nil || bal.Balance != want {
+			t.Errorf("Balance of %s: %+v, %v; want %d (the refused transaction wrote nothing)", ext, bal, err, want)
+		}
+	}
+	got, err := cl.GetTransaction(ctx, tx.ID)
+	if err != nil || got.ID != tx.ID || len(got.Results) != 2 || got.Results[1].Grant == nil || got.Results[1].Grant.ID != tx.Results[1].Grant.ID {
+		t.Errorf("GetTransaction: %+v, %v", got, err)
+	}
+	if _, err := cl.Transact(ctx, client.TransactionRequest{Operations: []client.Operation{{}}}); err == nil {
+		t.Error("an Operation made by neither UsageOp nor GrantOp was sent")
+	}
+}
+
 func reservationIDs(p *client.Page[client.Reservation]) []string {
 	if p == nil {
 		return nil
