@@ -1,8 +1,8 @@
 // Package client is a Go client of creditd's HTTP API (the QuotaStack-
 // compatible /v1 API): customers, metrics and rules, grants, usage,
 // balances, ledgers, entitlement checks, reservations, plans and their
-// purchases, and linked transactions, with amounts as int64 millicredits
-// exactly as the API answers them.
+// purchases, linked transactions, settings and the webhook log, with
+// amounts as int64 millicredits exactly as the API answers them.
 //
 // Every mutating call is sent under an Idempotency-Key. A caller that owns
 // the operation's identity (an order id, a payment id) sets it in the

@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/creditd/creditd/client"
@@ -559,6 +563,78 @@ func TestClientTransactions(t *testing.T) {
 	}
 	if _, err := cl.Transact(ctx, client.TransactionRequest{Operations: []client.Operation{{}}}); err == nil {
 		t.Error("an Operation made by neither UsageOp nor GrantOp was sent")
+	}
+}
+
+// TestClientWebhooks runs the client's settings and webhook calls against a
+// real server delivering to a receiver here: the settings patch changes only
+// what it names, a grant's event is delivered and logged, a redelivery sends
+// it again, and the health view counts it.
+func TestClientWebhooks(t *testing.T) {
+	s, key := apiServer(t, "sqlite")
+	cl := client.New(s.URL, key)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	received := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+
+	me, err := cl.TenantMe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := cl.Config(ctx, me.ID); err != nil || cfg.WebhookSecretSet || cfg.WebhookURL != "" || cfg.Environment != "test" {
+		t.Fatalf("Config before any setting: %+v, %v", cfg, err)
+	}
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	threshold := int64(500)
+	cfg, err := cl.UpdateConfig(ctx, me.ID, client.ConfigPatch{WebhookURL: &recv.URL, WebhookSecret: &secret, LowBalanceThreshold: &threshold})
+	if err != nil || cfg.WebhookURL != recv.URL || !cfg.WebhookSecretSet || cfg.LowBalanceThreshold == nil || *cfg.LowBalanceThreshold != 500 {
+		t.Fatalf("UpdateConfig: %+v, %v", cfg, err)
+	}
+	cfg, err = cl.UpdateConfig(ctx, me.ID, client.ConfigPatch{ClearLowBalanceThreshold: true})
+	if err != nil || cfg.LowBalanceThreshold != nil || cfg.WebhookURL != recv.URL || !cfg.WebhookSecretSet {
+		t.Fatalf("UpdateConfig clearing the threshold: %+v, %v; want the rest kept", cfg, err)
+	}
+
+	if _, err := cl.Grant(ctx, client.GrantRequest{ExternalCustomerID: "kim", Credits: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	delivered := func(want int) *client.WebhookEvent {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			page, err := cl.WebhookEvents(ctx, client.WebhookEventOptions{Status: "delivered"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Data) == 1 && len(received()) == want {
+				return &page.Data[0]
+			}
+		}
+		t.Fatalf("no delivered event with %d bodies received (got %d)", want, len(received()))
+		return nil
+	}
+	ev := delivered(1)
+	if ev.Type == "" || ev.DeliveredAt == nil || len(ev.Attempts) != 1 || ev.Attempts[0].StatusCode == nil ||
+		*ev.Attempts[0].StatusCode != 200 || !strings.Contains(received()[0], ev.ID) {
+		t.Errorf("delivered event: %+v; want one 200 attempt, its body received", ev)
+	}
+	if one, err := cl.WebhookEvent(ctx, ev.ID); err != nil || one.ID != ev.ID || string(one.Payload) == "" {
+		t.Errorf("WebhookEvent: %+v, %v", one, err)
+	}
+	again, err := cl.Redeliver(ctx, ev.ID, client.WriteOptions{})
+	if err != nil || again.ID != ev.ID || again.Status != "pending" {
+		t.Fatalf("Redeliver: %+v, %v", again, err)
+	}
+	delivered(2)
+	if h, err := cl.WebhookHealth(ctx); err != nil || !h.WebhookConfigured || h.Pending != 0 || h.DeliveredLast24h != 1 {
+		t.Errorf("WebhookHealth: %+v, %v; want configured, nothing pending, one delivered", h, err)
 	}
 }
 
