@@ -104,6 +104,24 @@ func (c *Client) CreateMetric(ctx context.Context, req MetricRequest) (*Metric, 
 	return result(&out, err)
 }
 
+// GetMetric reads a billable metric by its key.
+func (c *Client) GetMetric(ctx context.Context, key string) (*Metric, error) {
+	var out Metric
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/billable-metrics/" + segment(key)}, &out)
+	return result(&out, err)
+}
+
+// Metrics reads one page of the billable metrics.
+func (c *Client) Metrics(ctx context.Context, opts ListOptions) (*Page[Metric], error) {
+	return getPage[Metric](ctx, c, "/v1/billable-metrics", opts.query())
+}
+
+// Rules reads one page of the metering rules, superseded ones included
+// (Active false).
+func (c *Client) Rules(ctx context.Context, opts ListOptions) (*Page[Rule], error) {
+	return getPage[Rule](ctx, c, "/v1/metering-rules", opts.query())
+}
+
 // CreateRule creates a metering rule (201); it supersedes the metric's
 // active rule.
 func (c *Client) CreateRule(ctx context.Context, req RuleRequest) (*Rule, error) {

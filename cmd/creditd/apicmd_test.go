@@ -638,6 +638,49 @@ func TestClientWebhooks(t *testing.T) {
 	}
 }
 
+// TestClientCatalog reads the metrics and rules back through the client:
+// a new rule supersedes the metric's active one, and both stay listed.
+func TestClientCatalog(t *testing.T) {
+	s, key := apiServer(t, "sqlite")
+	cl := client.New(s.URL, key)
+	ctx := context.Background()
+	if _, err := cl.CreateRule(ctx, client.RuleRequest{BillableMetricKey: "tokens", CostType: client.CostPerUnit, UnitCost: new(int64(2000))}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cl.GetMetric(ctx, "tokens")
+	if err != nil || m.Key != "tokens" {
+		t.Fatalf("GetMetric: %+v, %v", m, err)
+	}
+	if _, err := cl.GetMetric(ctx, "nope"); !isCode(err, client.CodeNotFound) {
+		t.Errorf("GetMetric of an unknown key: %v, want 404", err)
+	}
+	metrics, err := cl.Metrics(ctx, client.ListOptions{})
+	if err != nil || len(metrics.Data) != 1 || metrics.Data[0].ID != m.ID {
+		t.Errorf("Metrics: %v; want the one metric", err)
+	}
+	rules, err := cl.Rules(ctx, client.ListOptions{})
+	if err != nil {
+		t.Fatalf("Rules: %v", err)
+	}
+	active := 0
+	for _, r := range rules.Data {
+		if r.Active {
+			active++
+			if r.UnitCost == nil || *r.UnitCost != 2000 {
+				t.Errorf("the active rule costs %v a unit, want 2000 (the newer rule)", r.UnitCost)
+			}
+		}
+	}
+	if len(rules.Data) != 2 || active != 1 {
+		t.Errorf("Rules: %d rules, %d active; want 2, the newer active", len(rules.Data), active)
+	}
+}
+
+func isCode(err error, code string) bool {
+	var e *client.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
 func reservationIDs(p *client.Page[client.Reservation]) []string {
 	if p == nil {
 		return nil
