@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var (
 	uuidPattern   = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
-	idPattern     = regexp.MustCompile(`\b(blk|evt|txn|bm|mr|res)_[0-9a-z]{26}\b`)
+	idPattern     = regexp.MustCompile(`\b(blk|evt|txn|bm|mr|res|pln|pur|trx|whevt)_[0-9a-z]{26}\b`)
 	cursorPattern = regexp.MustCompile(`"next_cursor": "[^"]*"`)
 )
 
