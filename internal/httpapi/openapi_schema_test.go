@@ -211,6 +211,26 @@ var goldenRoutes = map[string]string{
 	"problem_route":        "#/components/responses/NotFound",
 	"problem_media_type":   "POST /v1/usage",
 	"problem_too_large":    "POST /v1/customers",
+
+	"plan_create":            "POST /v1/plans",
+	"plan_exists":            "POST /v1/plans",
+	"plan_list":              "GET /v1/plans",
+	"purchase":               "POST /v1/customer-by-external-id/{external_id}/plan-purchases",
+	"purchase_replay":        "POST /v1/customer-by-external-id/{external_id}/plan-purchases",
+	"purchase_duplicate":     "POST /v1/customer-by-external-id/{external_id}/plan-purchases",
+	"purchase_short":         "POST /v1/customer-by-external-id/{external_id}/plan-purchases",
+	"purchase_list":          "GET /v1/customer-by-external-id/{external_id}/plan-purchases",
+	"reserve":                "POST /v1/reserve",
+	"reserve_short":          "POST /v1/reserve",
+	"reservation_commit":     "POST /v1/reserve/{id}/commit",
+	"reservation_not_active": "POST /v1/reserve/{id}/release",
+	"reservation_get":        "GET /v1/reserve/{id}",
+	"reservation_list":       "GET /v1/reservations",
+	"balance_held":           "GET /v1/customer-by-external-id/{external_id}/credits",
+	"transaction":            "POST /v1/transactions",
+	"transaction_refused":    "POST /v1/transactions",
+	"config_patch":           "PATCH /v1/tenants/{id}/config",
+	"webhook_health":         "GET /v1/webhooks/health",
 }
 
 // The golden files number ids ("<blk-1>", "<uuid-1>"); validating puts back
