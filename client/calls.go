@@ -45,17 +45,13 @@ func (r CustomerRef) path() (string, error) {
 // TenantMe answers the key's tenant and environment (GET /v1/tenants/me):
 // a cheap way to check a key.
 func (c *Client) TenantMe(ctx context.Context) (*Tenant, error) {
-	var out Tenant
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/tenants/me"}, &out)
-	return result(&out, err)
+	return one[Tenant](ctx, c, call{method: http.MethodGet, path: "/v1/tenants/me"})
 }
 
 // CreateCustomer creates a customer (201). An external id taken is a 409
 // customer-exists whose Extra["customer_id"] names the customer.
 func (c *Client) CreateCustomer(ctx context.Context, req CustomerRequest) (*Customer, error) {
-	var out Customer
-	_, err := c.do(ctx, c.write("/v1/customers", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Customer](ctx, c, c.write("/v1/customers", req.WriteOptions, req))
 }
 
 // GetCustomer reads one customer; unknown: a 404 not-found *Error.
@@ -64,9 +60,7 @@ func (c *Client) GetCustomer(ctx context.Context, ref CustomerRef) (*Customer, e
 	if err != nil {
 		return nil, err
 	}
-	var out Customer
-	_, err = c.do(ctx, call{method: http.MethodGet, path: path}, &out)
-	return result(&out, err)
+	return one[Customer](ctx, c, call{method: http.MethodGet, path: path})
 }
 
 // ListCustomers reads one page of customers, in creation order.
@@ -99,16 +93,12 @@ func (c *Client) AllCustomers(ctx context.Context, limit int) ([]Customer, error
 // CreateMetric creates a billable metric (201). A key taken is a 409
 // metric-exists.
 func (c *Client) CreateMetric(ctx context.Context, req MetricRequest) (*Metric, error) {
-	var out Metric
-	_, err := c.do(ctx, c.write("/v1/billable-metrics", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Metric](ctx, c, c.write("/v1/billable-metrics", req.WriteOptions, req))
 }
 
 // GetMetric reads a billable metric by its key.
 func (c *Client) GetMetric(ctx context.Context, key string) (*Metric, error) {
-	var out Metric
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/billable-metrics/" + segment(key)}, &out)
-	return result(&out, err)
+	return one[Metric](ctx, c, call{method: http.MethodGet, path: "/v1/billable-metrics/" + segment(key)})
 }
 
 // Metrics reads one page of the billable metrics.
@@ -125,17 +115,13 @@ func (c *Client) Rules(ctx context.Context, opts ListOptions) (*Page[Rule], erro
 // CreateRule creates a metering rule (201); it supersedes the metric's
 // active rule.
 func (c *Client) CreateRule(ctx context.Context, req RuleRequest) (*Rule, error) {
-	var out Rule
-	_, err := c.do(ctx, c.write("/v1/metering-rules", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Rule](ctx, c, c.write("/v1/metering-rules", req.WriteOptions, req))
 }
 
 // Grant grants a credit block (POST /v1/topup/grant, 201), creating an
 // unknown external customer.
 func (c *Client) Grant(ctx context.Context, req GrantRequest) (*Block, error) {
-	var out Block
-	_, err := c.do(ctx, c.write("/v1/topup/grant", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Block](ctx, c, c.write("/v1/topup/grant", req.WriteOptions, req))
 }
 
 // Balance reads a customer's balance, with its live blocks in burn order
@@ -149,9 +135,7 @@ func (c *Client) Balance(ctx context.Context, ref CustomerRef, includeBlocks boo
 	if includeBlocks {
 		q = url.Values{"include_blocks": {"true"}}
 	}
-	var out Balance
-	_, err = c.do(ctx, call{method: http.MethodGet, path: path + "/credits", query: q}, &out)
-	return result(&out, err)
+	return one[Balance](ctx, c, call{method: http.MethodGet, path: path + "/credits", query: q})
 }
 
 // Ledger reads one page of a customer's ledger, newest entry first.
@@ -180,9 +164,7 @@ func (c *Client) LedgerEntries(ctx context.Context, ref CustomerRef, opts Ledger
 // a 402 insufficient-credits *Error with Required and Available, and
 // nothing is written.
 func (c *Client) Usage(ctx context.Context, req UsageRequest) (*UsageResult, error) {
-	var out UsageResult
-	_, err := c.do(ctx, c.write("/v1/usage", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[UsageResult](ctx, c, c.write("/v1/usage", req.WriteOptions, req))
 }
 
 // UsageBatch records up to 1,000 events in one request. Events without a
@@ -199,9 +181,7 @@ func (c *Client) UsageBatch(ctx context.Context, req UsageBatchRequest) (*UsageB
 		events[i] = e
 	}
 	k.body = UsageBatchRequest{Events: events}
-	var out UsageBatchResult
-	_, err := c.do(ctx, k, &out)
-	return result(&out, err)
+	return one[UsageBatchResult](ctx, c, k)
 }
 
 // Check answers whether the customer could afford units of the metric now,
@@ -213,9 +193,7 @@ func (c *Client) Check(ctx context.Context, ref CustomerRef, metricKey string, u
 		return nil, err
 	}
 	q := url.Values{"units": {strconv.FormatInt(units, 10)}}
-	var out Entitlement
-	_, err = c.do(ctx, call{method: http.MethodGet, path: path + "/entitlements/" + segment(metricKey), query: q}, &out)
-	return result(&out, err)
+	return one[Entitlement](ctx, c, call{method: http.MethodGet, path: path + "/entitlements/" + segment(metricKey), query: q})
 }
 
 // write is a POST under the call's key, drawn here once for all its
@@ -272,10 +250,11 @@ func all[T any](cursor string, fetch func(cursor string) (*Page[T], error)) iter
 	}
 }
 
-// result returns v, or nil and err.
-func result[T any](v *T, err error) (*T, error) {
-	if err != nil {
+// one runs k and answers its decoded answer, or nil and the error.
+func one[T any](ctx context.Context, c *Client, k call) (*T, error) {
+	var out T
+	if _, err := c.do(ctx, k, &out); err != nil {
 		return nil, err
 	}
-	return v, nil
+	return &out, nil
 }

@@ -86,16 +86,12 @@ const (
 // CreatePlan adds a plan to the catalog (201). A key taken is a 409
 // plan-exists *Error.
 func (c *Client) CreatePlan(ctx context.Context, req PlanRequest) (*Plan, error) {
-	var out Plan
-	_, err := c.do(ctx, c.write("/v1/plans", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Plan](ctx, c, c.write("/v1/plans", req.WriteOptions, req))
 }
 
 // GetPlan reads a plan by its key, archived or not.
 func (c *Client) GetPlan(ctx context.Context, key string) (*Plan, error) {
-	var out Plan
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/plans/" + segment(key)}, &out)
-	return result(&out, err)
+	return one[Plan](ctx, c, call{method: http.MethodGet, path: "/v1/plans/" + segment(key)})
 }
 
 // Plans reads one page of the catalog, in creation order.
@@ -105,9 +101,7 @@ func (c *Client) Plans(ctx context.Context, opts ListOptions) (*Page[Plan], erro
 
 // ArchivePlan takes a plan out of sale; it stays readable.
 func (c *Client) ArchivePlan(ctx context.Context, key string, o WriteOptions) (*Plan, error) {
-	var out Plan
-	_, err := c.do(ctx, c.write("/v1/plans/"+segment(key)+"/archive", o, struct{}{}), &out)
-	return result(&out, err)
+	return one[Plan](ctx, c, c.write("/v1/plans/"+segment(key)+"/archive", o, struct{}{}))
 }
 
 // Purchase buys a plan for the customer: the price is debited from its
@@ -120,16 +114,12 @@ func (c *Client) Purchase(ctx context.Context, ref CustomerRef, req PurchaseRequ
 	if err != nil {
 		return nil, err
 	}
-	var out Purchase
-	_, err = c.do(ctx, c.write(path+"/plan-purchases", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Purchase](ctx, c, c.write(path+"/plan-purchases", req.WriteOptions, req))
 }
 
 // GetPurchase reads a purchase; its block as it is now.
 func (c *Client) GetPurchase(ctx context.Context, id string) (*Purchase, error) {
-	var out Purchase
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/plan-purchases/" + segment(id)}, &out)
-	return result(&out, err)
+	return one[Purchase](ctx, c, call{method: http.MethodGet, path: "/v1/plan-purchases/" + segment(id)})
 }
 
 // Purchases reads one page of a customer's purchases, newest first.

@@ -68,9 +68,7 @@ type ReservationListOptions struct {
 // (201). More than the effective balance is a 402 insufficient-credits
 // *Error, and nothing is held.
 func (c *Client) Reserve(ctx context.Context, req ReserveRequest) (*Reservation, error) {
-	var out Reservation
-	_, err := c.do(ctx, c.write("/v1/reserve", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Reservation](ctx, c, c.write("/v1/reserve", req.WriteOptions, req))
 }
 
 // CommitReservation debits the actual cost in burn order and gives the rest
@@ -78,24 +76,18 @@ func (c *Client) Reserve(ctx context.Context, req ReserveRequest) (*Reservation,
 // reservation-not-active *Error whose Extra["reservation_status"] says
 // what it is.
 func (c *Client) CommitReservation(ctx context.Context, id string, req CommitRequest) (*Reservation, error) {
-	var out Reservation
-	_, err := c.do(ctx, c.write("/v1/reserve/"+segment(id)+"/commit", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Reservation](ctx, c, c.write("/v1/reserve/"+segment(id)+"/commit", req.WriteOptions, req))
 }
 
 // ReleaseReservation gives the whole hold back; not active is a 409, as
 // for CommitReservation.
 func (c *Client) ReleaseReservation(ctx context.Context, id string, o WriteOptions) (*Reservation, error) {
-	var out Reservation
-	_, err := c.do(ctx, c.write("/v1/reserve/"+segment(id)+"/release", o, struct{}{}), &out)
-	return result(&out, err)
+	return one[Reservation](ctx, c, c.write("/v1/reserve/"+segment(id)+"/release", o, struct{}{}))
 }
 
 // GetReservation reads a reservation as it is now.
 func (c *Client) GetReservation(ctx context.Context, id string) (*Reservation, error) {
-	var out Reservation
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/reserve/" + segment(id)}, &out)
-	return result(&out, err)
+	return one[Reservation](ctx, c, call{method: http.MethodGet, path: "/v1/reserve/" + segment(id)})
 }
 
 // Reservations reads one page of reservations, newest first.

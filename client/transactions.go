@@ -99,16 +99,12 @@ func (r *OperationResult) UnmarshalJSON(b []byte) error {
 // Transact applies a linked transaction (201). A transfer between two
 // customers is a usage on one and a grant on the other.
 func (c *Client) Transact(ctx context.Context, req TransactionRequest) (*Transaction, error) {
-	var out Transaction
-	_, err := c.do(ctx, c.write("/v1/transactions", req.WriteOptions, req), &out)
-	return result(&out, err)
+	return one[Transaction](ctx, c, c.write("/v1/transactions", req.WriteOptions, req))
 }
 
 // GetTransaction reads a linked transaction's stored answer.
 func (c *Client) GetTransaction(ctx context.Context, id string) (*Transaction, error) {
-	var out Transaction
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/transactions/" + segment(id)}, &out)
-	return result(&out, err)
+	return one[Transaction](ctx, c, call{method: http.MethodGet, path: "/v1/transactions/" + segment(id)})
 }
 
 func (v *Transaction) UnmarshalJSON(b []byte) error {

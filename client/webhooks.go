@@ -52,17 +52,13 @@ func (p ConfigPatch) MarshalJSON() ([]byte, error) {
 // Config reads the settings of the key's environment of tenantID (the
 // key's own tenant; TenantMe answers its id).
 func (c *Client) Config(ctx context.Context, tenantID string) (*TenantConfig, error) {
-	var out TenantConfig
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/tenants/" + segment(tenantID) + "/config"}, &out)
-	return result(&out, err)
+	return one[TenantConfig](ctx, c, call{method: http.MethodGet, path: "/v1/tenants/" + segment(tenantID) + "/config"})
 }
 
 // UpdateConfig applies p and answers the settings after it.
 func (c *Client) UpdateConfig(ctx context.Context, tenantID string, p ConfigPatch) (*TenantConfig, error) {
-	var out TenantConfig
 	k := call{method: http.MethodPatch, path: "/v1/tenants/" + segment(tenantID) + "/config", body: p, key: keyOf(p.WriteOptions)}
-	_, err := c.do(ctx, k, &out)
-	return result(&out, err)
+	return one[TenantConfig](ctx, c, k)
 }
 
 // WebhookEvent is one event of the delivery log, with its attempts.
@@ -124,24 +120,18 @@ func (c *Client) WebhookEvents(ctx context.Context, opts WebhookEventOptions) (*
 
 // WebhookEvent reads one event of the delivery log.
 func (c *Client) WebhookEvent(ctx context.Context, id string) (*WebhookEvent, error) {
-	var out WebhookEvent
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/webhooks/events/" + segment(id)}, &out)
-	return result(&out, err)
+	return one[WebhookEvent](ctx, c, call{method: http.MethodGet, path: "/v1/webhooks/events/" + segment(id)})
 }
 
 // Redeliver sends an event again (202): pending again, with a fresh retry
 // schedule, in its customer's order.
 func (c *Client) Redeliver(ctx context.Context, id string, o WriteOptions) (*WebhookEvent, error) {
-	var out WebhookEvent
-	_, err := c.do(ctx, c.write("/v1/webhooks/events/"+segment(id)+"/redeliver", o, nil), &out)
-	return result(&out, err)
+	return one[WebhookEvent](ctx, c, c.write("/v1/webhooks/events/"+segment(id)+"/redeliver", o, nil))
 }
 
 // WebhookHealth reads the delivery state of the key's environment.
 func (c *Client) WebhookHealth(ctx context.Context) (*WebhookHealth, error) {
-	var out WebhookHealth
-	_, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/webhooks/health"}, &out)
-	return result(&out, err)
+	return one[WebhookHealth](ctx, c, call{method: http.MethodGet, path: "/v1/webhooks/health"})
 }
 
 func (v *TenantConfig) UnmarshalJSON(b []byte) error {
