@@ -546,3 +546,17 @@ func TestServeBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestGCTarget: serve sets the collector to 400 unless GOGC says otherwise.
+func TestGCTarget(t *testing.T) {
+	for _, c := range []struct {
+		gogc string
+		pct  int
+		set  bool
+	}{{"", 400, true}, {"100", 0, false}, {"off", 0, false}} {
+		pct, set := gcTarget(env{"GOGC": c.gogc}.get)
+		if pct != c.pct || set != c.set {
+			t.Errorf("GOGC=%q: gcTarget = %d, %v; want %d, %v", c.gogc, pct, set, c.pct, c.set)
+		}
+	}
+}

@@ -28,6 +28,15 @@ import (
 // interleaved pairs (BENCHMARKS.md).
 const serveGCPercent = 400
 
+// gcTarget is the collector's target serve sets, and false where the
+// environment's GOGC (a number or "off") already decided it.
+func gcTarget(getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	return serveGCPercent, true
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	fs := c.flags("serve", getenv, stderr)
@@ -41,8 +50,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := c.logger(stderr)
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
+	if pct, ok := gcTarget(getenv); ok {
+		debug.SetGCPercent(pct)
 	}
 	disp, err := wh.dispatcher(log)
 	if err != nil {
